@@ -1,0 +1,144 @@
+"""A trained model as spec + weights + metadata, never a pickled class.
+
+The directory holds ``spec.yaml`` (the resolved experiment), ``model.safetensors`` (the
+state dict) and ``meta.json`` (input shape, task, normalisation, metrics). Loading rebuilds
+the network from the spec with the model builder and fills in the weights, so a model still
+loads after the code that trained it has moved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from deeppipe.data.normalize import Standardize
+from deeppipe.data.task import Task
+
+
+class Network(nn.Module):
+    """What deeppipe trains and saves: optional input standardisation, then the built network."""
+
+    def __init__(self, body: nn.Module, normalizer: nn.Module | None = None,
+                 output_scale: nn.Module | None = None) -> None:
+        super().__init__()
+        self.normalizer = normalizer if normalizer is not None else nn.Identity()
+        self.body = body
+        self.output_scale = output_scale if output_scale is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_scale(self.body(self.normalizer(x)))
+
+
+class Rescale(nn.Module):
+    """y * std + mean: regression heads learn standardised targets but predict in real units."""
+
+    def __init__(self, mean: np.ndarray | float, std: np.ndarray | float) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(1, -1))
+        self.register_buffer("std", torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(1, -1))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.std + self.mean
+
+
+@dataclass
+class ModelArtifact:
+    spec: dict[str, Any]
+    meta: dict[str, Any]
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+
+    @property
+    def task(self) -> Task:
+        return Task.from_dict(self.meta["task"])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["input_shape"])
+
+    def build(self) -> Network:
+        """Rebuild the network from the spec and load the weights (strictly: every key must match)."""
+        net = assemble(self.spec["model"], self.meta)
+        net.load_state_dict(self.state_dict, strict=True)
+        net.eval()
+        return net
+
+
+def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | None = None) -> Network:
+    """The trainable Network for a model section and the data facts in ``meta``."""
+    from deeppipe.models import build_model
+
+    task = Task.from_dict(meta["task"])
+    shape = tuple(meta["input_shape"])
+    body = build_model(model_spec, shape, task.num_outputs if task.kind != "reconstruction" else None,
+                       file=file, path="model")
+    norm = None
+    if meta.get("normalize"):
+        mean = np.asarray(meta.get("mean", 0.0), dtype=np.float32)
+        std = np.asarray(meta.get("std", 1.0), dtype=np.float32)
+        norm = Standardize(mean, std, len(shape))
+    scale = None
+    if meta.get("target_mean") is not None:
+        scale = Rescale(meta["target_mean"], meta["target_std"])
+    return Network(body, norm, scale)
+
+
+def _atomic_dir(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def save_artifact(artifact: ModelArtifact, path: str | Path) -> None:
+    """Write the three files into a temporary folder, then swap it in: a killed run leaves no half model."""
+    target = Path(path)
+    tmp = _atomic_dir(target)
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "spec.yaml").write_text(yaml.safe_dump(artifact.spec, sort_keys=False))
+        (tmp / "meta.json").write_text(json.dumps(artifact.meta, indent=2, sort_keys=True))
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_artifact(path: str | Path) -> ModelArtifact:
+    root = Path(path)
+    spec = yaml.safe_load((root / "spec.yaml").read_text())
+    meta = json.loads((root / "meta.json").read_text())
+    state = load_file(str(root / "model.safetensors"))
+    return ModelArtifact(spec=spec, meta=meta, state_dict=state)
+
+
+def serve_outputs(artifact: ModelArtifact, net: nn.Module, x: Any, output: str = "proba") -> np.ndarray:
+    """What the served model returns: class probabilities (or labels) for classification, values otherwise."""
+    from deeppipe.evaluation.metrics import probabilities
+
+    arr = x.to_numpy() if hasattr(x, "to_numpy") else np.asarray(x)
+    arr = arr.astype(np.float32).reshape((-1, *artifact.input_shape))
+    with torch.no_grad():
+        out = net(torch.from_numpy(arr)).numpy()
+    task = artifact.task
+    if not task.is_classification:
+        return out
+    probs = probabilities(task, out).astype(np.float32)
+    return probs.argmax(axis=1) if output == "label" else probs

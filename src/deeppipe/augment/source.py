@@ -1,0 +1,134 @@
+"""What the Kedro nodes call: the training BatchSource and the val/test transforms.
+
+Choice of path for the training data (``augment.backend``, default ``auto``):
+1. no ``augment.train`` -> plain ``TensorBatches`` (no augmentation at all);
+2. every step has a batch version -> ``TensorBatches`` with a device-side ``batch_transform``;
+3. otherwise -> albumentations per sample in DataLoader workers; the reason is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+
+from deeppipe.augment.config import AugmentConfig
+from deeppipe.augment.device import DeviceAugment, plan_device
+from deeppipe.augment.loader import AlbumentationsBatches
+from deeppipe.augment.spec import build_compose
+from deeppipe.augment.transform import apply_compose
+from deeppipe.data.batches import BatchSource, TensorBatches
+from deeppipe.errors import SpecError
+
+logger = logging.getLogger("deeppipe.augment")
+
+
+def _say(log: Callable[[str], Any] | None, msg: str) -> None:
+    (log or logger.info)(msg)
+
+
+def check_images(x: np.ndarray, path: str) -> None:
+    """Image augmentation needs (N, C, H, W); tabular or sequence data is a spec mistake."""
+    if x.ndim != 4:
+        raise SpecError(
+            "image augmentation declared for data that is not images",
+            path=path,
+            expected="images of shape (N, C, H, W), or remove this augment list",
+            found=f"array of shape {tuple(x.shape)}",
+        )
+
+
+def train_compose(cfg: AugmentConfig | None) -> A.Compose | None:
+    """The training pipeline, or None when nothing is declared."""
+    if cfg is None or not cfg.train:
+        return None
+    return build_compose(cfg.train, "augment.train")
+
+
+def train_plan(cfg: AugmentConfig) -> tuple[A.Compose, DeviceAugment | None, str]:
+    """(compose, device plan or None, why) following ``augment.backend``."""
+    compose = build_compose(cfg.train, "augment.train")
+    if cfg.backend == "albumentations":
+        return compose, None, "augment.backend is 'albumentations'"
+    plan = plan_device(compose)
+    if isinstance(plan, str):
+        if cfg.backend == "device":
+            raise SpecError("backend 'device' asked for, but this pipeline cannot run on whole "
+                            "batches", path="augment.backend", found=plan)
+        return compose, None, plan
+    return compose, plan, "every step has a batch version"
+
+
+def build_train_source(
+    cfg: AugmentConfig | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+    num_workers: int | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> BatchSource:
+    """The training BatchSource, augmented as ``augment.train`` says (see the module docstring)."""
+    xt = torch.as_tensor(np.ascontiguousarray(x))
+    yt = torch.as_tensor(np.ascontiguousarray(y))
+    if cfg is None or not cfg.train:
+        return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device)
+    check_images(x, "augment.train")
+    if cfg.offline is not None and not cfg.offline.online:
+        _say(log, "augment: training on the offline-materialised set; no online augmentation "
+                  "(set augment.offline.online: true to add it)")
+        return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device)
+    compose, plan, why = train_plan(cfg)
+    if plan is not None:
+        _say(log, f"augment: device-side batch path on {device} ({', '.join(plan.names)})")
+        return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device,
+                             batch_transform=plan)
+    workers = cfg.num_workers if num_workers is None else num_workers
+    source = AlbumentationsBatches(x, y, compose, batch_size, seed=seed, device=device,
+                                   num_workers=workers)
+    _say(log, f"augment: per-sample albumentations in {source.num_workers} worker process(es); "
+              f"not on the device because {why}")
+    return source
+
+
+def build_eval_transform(
+    cfg: AugmentConfig | None, split: str
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The transform for ``split`` ('val' or 'test'), or None: those splits stay untouched by default.
+
+    The returned callable maps (N, C, H, W) float32 to an augmented copy; it is seeded, so the
+    evaluation of a saved model is repeatable even when the declared steps are random.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', not {split!r}")
+    items = getattr(cfg, split, None) if cfg is not None else None
+    if not items:
+        return None
+    compose = build_compose(items, f"augment.{split}")
+
+    def transform(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
+        check_images(x, f"augment.{split}")
+        return apply_compose(compose, x, seed=seed, key=(1 if split == "val" else 2,))
+
+    return transform
+
+
+def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
+                  chunk: int = 512) -> np.ndarray:
+    """Augment a whole array once with the training pipeline, by the path training would take."""
+    check_images(x, "augment.train")
+    compose, plan, _ = train_plan(cfg)
+    if plan is None:
+        return np.concatenate([apply_compose(compose, x[i:i + chunk], seed=seed, key=(key, i))
+                               for i in range(0, len(x), chunk)]) if len(x) else x.copy()
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + key)
+    with torch.no_grad():
+        parts = [plan(torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])), gen).numpy()
+                 for i in range(0, len(x), chunk)]
+    return np.concatenate(parts).astype(np.float32) if parts else x.copy()

@@ -1,0 +1,32 @@
+"""The end-of-run summary table and figure-to-PNG conversion."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from deeppipe.data.task import Task
+
+
+def figure_png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def print_summary(experiment: str, task: Task, scalars: dict[str, float], n_test: int, meta: dict[str, Any]) -> None:
+    """A readable table of the test metrics at the end of a run."""
+    table = Table(title=f"{experiment}: test metrics ({n_test} samples)", title_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in scalars.items():
+        table.add_row(k, f"{v:.4f}")
+    if meta.get("best_epoch") is not None:
+        table.add_row("best epoch", f"{meta['best_epoch']} / {meta.get('epochs_run')}")
+    Console(stderr=False).print(table)

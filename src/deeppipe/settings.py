@@ -1,0 +1,22 @@
+"""Kedro project settings."""
+
+import os
+
+from kedro.config import OmegaConfigLoader
+
+from deeppipe.hooks import DeeppipeHooks
+
+HOOKS = (DeeppipeHooks(),)
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """``${env:NAME,default}`` in conf files: a machine's MLFLOW_TRACKING_URI wins over the default."""
+    return os.environ.get(name, default)
+
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"env": _env},
+}

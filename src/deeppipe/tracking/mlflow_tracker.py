@@ -1,0 +1,65 @@
+"""The Tracker implementation that writes to the active MLflow run (started by kedro-mlflow)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+MAX_PARAM_LEN = 6000  # MLflow 3's limit for a param value
+
+
+class MlflowTracker:
+    """Logs to the active run; metrics go in one batch call per step, params in batches of 100."""
+
+    def __init__(self, run_id: str | None = None) -> None:
+        active = mlflow.active_run()
+        self.run_id = run_id or (active.info.run_id if active else None)
+        self.client = mlflow.MlflowClient()
+
+    @property
+    def enabled(self) -> bool:
+        return self.run_id is not None
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+                 if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000], synchronous=True)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        items = []
+        for k, v in params.items():
+            text = str(v)[:MAX_PARAM_LEN]
+            if k in existing:  # a resumed run: MLflow refuses to change a param, and it is the same spec
+                continue
+            items.append(Param(k, text))
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100], synchronous=True)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self.enabled:
+            for k, v in tags.items():
+                self.client.set_tag(self.run_id, k, str(v))
+
+
+def active_tracker() -> MlflowTracker | None:
+    """The tracker for the active MLflow run, or None outside a tracked session."""
+    return MlflowTracker() if mlflow.active_run() is not None else None

@@ -1,0 +1,57 @@
+"""``fit``: the one call the Kedro train node makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from deeppipe.data.batches import BatchSource
+from deeppipe.data.task import Task
+from deeppipe.errors import SpecError
+from deeppipe.tracking.tracker import Tracker
+from deeppipe.training.config import TrainConfig
+from deeppipe.training.device import deterministic_mode
+from deeppipe.training.result import FitResult
+
+
+def _as_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    from pydantic import ValidationError
+
+    try:
+        return TrainConfig.model_validate(cfg or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = "train." + ".".join(str(p) for p in err["loc"])
+        raise SpecError(err["msg"], path=path, found=err.get("input", ...)) from None
+
+
+def fit(model: nn.Module, train: BatchSource, val: BatchSource | None,
+        cfg: TrainConfig | dict[str, Any], task: Task, *, tracker: Tracker | None = None,
+        checkpoint_dir: Path | None = None, seed: int = 0, spec_hash: str | None = None,
+        metrics_fn=None) -> FitResult:
+    """Train ``model`` on batches from ``train``, validating on ``val`` after every epoch.
+
+    The model is moved to ``cfg.device`` and left holding the final weights (the best epoch's
+    when early stopping restores them). With ``checkpoint_dir`` a run resumes from the
+    checkpoint found there if it was written by the same ``spec_hash``. ``metrics_fn(y_true,
+    outputs) -> dict`` adds validation metrics (numpy arrays in, floats out; keys get ``val/``).
+    With ``train.distributed.nproc_per_node > 1`` the work runs in that many DDP processes.
+    """
+    cfg = _as_config(cfg)
+    from deeppipe.training import distributed
+
+    with deterministic_mode(cfg.deterministic):
+        kwargs = dict(tracker=tracker, checkpoint_dir=checkpoint_dir, seed=seed,
+                      spec_hash=spec_hash, metrics_fn=metrics_fn)
+        if distributed.in_torchrun():  # started by torchrun: this process is one rank
+            result, _ = distributed.run_rank(model, train, val, cfg, task, **kwargs)
+            return result
+        if cfg.distributed is not None and cfg.distributed.nproc_per_node > 1:
+            return distributed.launch(model, train, val, cfg, task, **kwargs)
+        from deeppipe.training.trainer import Trainer
+
+        return Trainer(model, train, val, cfg, task, **kwargs).run()

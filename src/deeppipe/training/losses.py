@@ -1,0 +1,182 @@
+"""The loss registry: every loss a spec can name, plus ``@register_loss`` for custom ones.
+
+Each entry is a factory: ``factory(**spec_kwargs) -> loss_fn(outputs, targets) -> scalar``.
+Factories take the spec's keyword arguments, so an unknown key is reported with its path
+(``train.loss.<key>``). Targets are reshaped to the outputs' shape where the element counts
+agree (binary: logits (N, 1) vs targets (N,)), so the shape bug behind silently wrong
+broadcasting can't happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeppipe.data.task import Task
+from deeppipe.registry import Registry, call_with
+from deeppipe.training.config import LossConfig
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
+register_loss = LOSSES.register
+
+
+def _like(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Targets as float in the outputs' shape: (N,) -> (N, 1) for one-output heads."""
+    if y.shape != out.shape and y.numel() == out.numel():
+        y = y.reshape(out.shape)
+    return y.to(out.dtype) if y.dtype != out.dtype else y
+
+
+def _flat_logits(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, T) / (N, T, C) sequence outputs are handled by torch; here just 1-D int targets."""
+    return out, y.long() if y.dtype != torch.long else y
+
+
+def _weights(values: Sequence[float] | None) -> torch.Tensor | None:
+    return None if values is None else torch.as_tensor(list(values), dtype=torch.float32)
+
+
+@register_loss("mse", aliases=("mean_squared_error", "l2"))
+def mse() -> LossFn:
+    """Mean squared error: (1/n) sum (y - yhat)^2."""
+    return lambda out, y: F.mse_loss(out.float(), _like(out, y).float())
+
+
+@register_loss("mae", aliases=("l1", "mean_absolute_error"))
+def mae() -> LossFn:
+    """Mean absolute error: (1/n) sum |y - yhat|."""
+    return lambda out, y: F.l1_loss(out.float(), _like(out, y).float())
+
+
+@register_loss("huber")
+def huber(delta: float = 1.0) -> LossFn:
+    """Huber: 0.5 e^2 where |e| <= delta, delta (|e| - 0.5 delta) beyond."""
+    return lambda out, y: F.huber_loss(out.float(), _like(out, y).float(), delta=delta)
+
+
+@register_loss("bce_with_logits", aliases=("bce", "binary_cross_entropy", "log_loss"))
+def bce_with_logits(pos_weight: float | None = None) -> LossFn:
+    """Binary cross-entropy on logits (sigmoid folded in, numerically stable)."""
+    pw = None if pos_weight is None else torch.tensor([float(pos_weight)])
+
+    def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        w = None if pw is None else pw.to(out.device)
+        return F.binary_cross_entropy_with_logits(out.float(), _like(out, y).float(), pos_weight=w)
+
+    return fn
+
+
+class _Weighted:
+    """A loss holding class weights; moves them to the outputs' device once."""
+
+    def __init__(self, weights: Sequence[float] | None) -> None:
+        self.w = _weights(weights)
+
+    def weight(self, out: torch.Tensor) -> torch.Tensor | None:
+        if self.w is not None and self.w.device != out.device:
+            self.w = self.w.to(out.device)
+        return self.w
+
+
+@register_loss("cross_entropy", aliases=("ce", "categorical_cross_entropy", "softmax"))
+def cross_entropy(label_smoothing: float = 0.0, class_weights: Sequence[float] | None = None,
+                  ignore_index: int = -100) -> LossFn:
+    """Softmax cross-entropy on logits; optional label smoothing and per-class weights."""
+    held = _Weighted(class_weights)
+
+    def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out, y = _flat_logits(out, y)
+        return F.cross_entropy(out, y, weight=held.weight(out), ignore_index=ignore_index,
+                               label_smoothing=label_smoothing)
+
+    return fn
+
+
+@register_loss("nll", aliases=("negative_log_likelihood",))
+def nll(class_weights: Sequence[float] | None = None, ignore_index: int = -100) -> LossFn:
+    """Negative log-likelihood of log-probabilities (the model ends in LogSoftmax)."""
+    held = _Weighted(class_weights)
+
+    def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out, y = _flat_logits(out, y)
+        return F.nll_loss(out, y, weight=held.weight(out), ignore_index=ignore_index)
+
+    return fn
+
+
+def _margin(p: int, margin: float, class_weights: Sequence[float] | None) -> LossFn:
+    held = _Weighted(class_weights)
+
+    def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out, y = _flat_logits(out, y)
+        return F.multi_margin_loss(out.float(), y, p=p, margin=margin, weight=held.weight(out))
+
+    return fn
+
+
+@register_loss("hinge", aliases=("multi_margin", "multiclass_hinge", "svm"))
+def hinge(margin: float = 1.0, class_weights: Sequence[float] | None = None) -> LossFn:
+    """Weston-Watkins multi-class hinge, sum_{j != y} max(0, m - s_y + s_j), divided by C."""
+    return _margin(1, margin, class_weights)
+
+
+@register_loss("squared_hinge", aliases=("multiclass_squared_hinge",))
+def squared_hinge(margin: float = 1.0, class_weights: Sequence[float] | None = None) -> LossFn:
+    """Weston-Watkins squared hinge, sum_{j != y} max(0, m - s_y + s_j)^2, divided by C."""
+    return _margin(2, margin, class_weights)
+
+
+@register_loss("ctc")
+def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
+    """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``."""
+
+    def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(out.float(), dim=-1).transpose(0, 1)  # (T, N, C)
+        t, n = logp.shape[0], logp.shape[1]
+        target_lengths = (y != pad).sum(dim=1)
+        input_lengths = torch.full((n,), t, dtype=torch.long, device=out.device)
+        targets = y.clamp_min(0).long()
+        return F.ctc_loss(logp, targets, input_lengths, target_lengths, blank=blank,
+                          reduction="mean", zero_infinity=zero_infinity)
+
+    return fn
+
+
+@register_loss("reconstruction", aliases=("reconstruction_mse",))
+def reconstruction() -> LossFn:
+    """Autoencoder reconstruction: mean squared error against the (clean) input."""
+    return lambda out, x: F.mse_loss(out.float(), x.reshape(out.shape).float())
+
+
+@register_loss("reconstruction_mae")
+def reconstruction_mae() -> LossFn:
+    """Autoencoder reconstruction: mean absolute error against the input."""
+    return lambda out, x: F.l1_loss(out.float(), x.reshape(out.shape).float())
+
+
+@register_loss("reconstruction_bce")
+def reconstruction_bce() -> LossFn:
+    """Autoencoder reconstruction of [0, 1] inputs: BCE on logits against the input."""
+    return lambda out, x: F.binary_cross_entropy_with_logits(out.float(),
+                                                             x.reshape(out.shape).float())
+
+
+DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "bce_with_logits",
+                "regression": "mse", "reconstruction": "reconstruction"}
+
+
+def build_loss(cfg: LossConfig | None, task: Task, *, path: str = "train.loss") -> LossFn:
+    """The loss the spec names, or the task's natural one when the spec names none."""
+    if cfg is None:
+        return LOSSES.get(DEFAULT_LOSS[task.kind])()
+    factory = LOSSES.get(cfg.name, path=f"{path}.name")
+    loss = call_with(factory, cfg.kwargs(), path=path)
+    if isinstance(loss, type) and issubclass(loss, nn.Module):  # a registered class
+        loss = loss()
+    if not callable(loss):
+        raise TypeError(f"loss factory '{cfg.name}' returned {type(loss).__name__}, not a callable")
+    return loss

@@ -1,0 +1,73 @@
+"""Which parameters are which: weights vs biases/norm parameters, and name-pattern matching.
+
+Penalties and weight decay apply to *weights* only (CATALOGUE: a penalty never touches biases
+or norm-layer parameters), so this one rule is shared by the optimizer and the regulariser.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from torch import nn
+
+from deeppipe.errors import SpecError, closest
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+if hasattr(nn, "RMSNorm"):
+    _NORMS = (*_NORMS, nn.RMSNorm)
+
+
+def is_weight(module: nn.Module, param_name: str) -> bool:
+    """A weight is a ``weight*`` tensor of a non-normalisation layer (RNN ``weight_ih_l0`` too)."""
+    return param_name.startswith("weight") and not isinstance(module, _NORMS)
+
+
+def penalised_params(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable weights a penalty or weight decay should see."""
+    out = []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if p.requires_grad and is_weight(module, name):
+                out.append(p)
+    return out
+
+
+def weight_names(model: nn.Module) -> set[str]:
+    names = set()
+    for mname, module in model.named_modules():
+        for pname, _ in module.named_parameters(recurse=False):
+            if is_weight(module, pname):
+                names.add(f"{mname}.{pname}" if mname else pname)
+    return names
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Glob on the full parameter name; a module name also matches everything below it."""
+    return fnmatchcase(name, pattern) or fnmatchcase(name, pattern.rstrip(".") + ".*")
+
+
+def select(model: nn.Module, patterns: list[str], *, path: str) -> list[str]:
+    """Names of the parameters matched by any pattern; a pattern matching nothing is a mistake."""
+    names = [n for n, _ in model.named_parameters()]
+    chosen: list[str] = []
+    for i, pat in enumerate(patterns):
+        hit = [n for n in names if matches(n, pat)]
+        if not hit:
+            modules = sorted({n.rsplit(".", 1)[0] for n in names if "." in n} | set(names))
+            raise SpecError("pattern matches no parameter of the model",
+                            path=f"{path}[{i}]" if len(patterns) > 1 or path.endswith("freeze")
+                            else path,
+                            expected="a glob over parameter names, e.g. "
+                                     + ", ".join(modules[:4]) + (", ..." if len(modules) > 4 else ""),
+                            found=pat, suggestion=closest(pat, modules))
+        chosen.extend(h for h in hit if h not in chosen)
+    return chosen
+
+
+def freeze(model: nn.Module, patterns: list[str], *, path: str = "train.freeze") -> list[str]:
+    """Turn off gradients for the parameters the patterns name (transfer learning)."""
+    names = select(model, patterns, path=path) if patterns else []
+    params = dict(model.named_parameters())
+    for n in names:
+        params[n].requires_grad_(False)
+    return names

@@ -1,0 +1,49 @@
+"""Loss and metric curves (train vs validation) as one PNG, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
+    """Plot every logged series against the epoch: losses (train vs val) first, then metrics,
+    learning rate and gradient/weight norms (log scale) to spot vanishing or exploding gradients.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    epochs = [h["epoch"] for h in history]
+    keys = sorted({k for h in history for k in h} - {"epoch", "epoch_time_s", "samples_per_s"})
+    metrics = sorted({k.split("/", 1)[1] for k in keys if "/" in k} - {"loss"})
+    panels = [("loss", [k for k in ("train/loss", "val/loss") if k in keys], False)]
+    panels += [(m, [k for k in (f"train/{m}", f"val/{m}") if k in keys], False) for m in metrics]
+    panels += [(k, [k], k != "lr") for k in ("lr", "grad_norm", "weight_norm") if k in keys]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series, logy) in zip(axes[0], panels):
+        for key in series:
+            pts = [(e, h[key]) for e, h in zip(epochs, history) if key in h]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                    label=key.split("/")[0] if "/" in key else key)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if logy:
+            ax.set_yscale("log")
+        if len(series) > 1:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path

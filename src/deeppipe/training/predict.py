@@ -1,0 +1,44 @@
+"""Raw model outputs for an array of inputs: eval mode, no autograd, batched."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeppipe.training.device import resolve_device
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def predict(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int = 1024,
+            device: str | torch.device | None = None) -> np.ndarray:
+    """Outputs (logits for classifiers) as float32 numpy, computed batch by batch.
+
+    The model is put in eval mode (dropout off, batch norm uses running statistics) and put
+    back in the mode it was in; with ``device`` given it is moved there first.
+    """
+    dev = _model_device(model) if device is None else resolve_device(device, path="device")
+    model.to(dev)
+    xt = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(xt), batch_size):
+                out = model(xt[i : i + batch_size].to(dev, non_blocking=True))
+                outs.append(out.float().cpu())
+    finally:
+        model.train(was_training)
+    if not outs:
+        with torch.inference_mode():
+            shape = model(xt[:1].to(dev)).shape[1:] if len(xt) else ()
+        return np.zeros((0, *shape), dtype=np.float32)
+    return torch.cat(outs).numpy()

@@ -1,0 +1,396 @@
+"""The training loop: one object that owns a run's state, so checkpoints capture all of it.
+
+The inner loop is kept as close to a hand-written PyTorch loop as possible: per step it only
+appends the detached loss to a list (no host sync); progress, gradient norms and the
+non-finite check happen every ``log_every`` steps; everything else happens once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeppipe.data.batches import BatchSource
+from deeppipe.data.task import Task
+from deeppipe.errors import SpecError
+from deeppipe.tracking.tracker import NullTracker, Tracker
+from deeppipe.training import checkpoint as ckpt
+from deeppipe.training.config import TrainConfig
+from deeppipe.training.device import resolve_device, seed_everything
+from deeppipe.training.early_stopping import build_tracker
+from deeppipe.training.errors import TrainingError, oom_message
+from deeppipe.training.losses import build_loss
+from deeppipe.training.mixing import Mixer
+from deeppipe.training.optim import build_optimizer
+from deeppipe.training.params import freeze
+from deeppipe.training.regularize import build_penalty, clip_gradients, global_norm
+from deeppipe.training.result import FitResult
+from deeppipe.training.schedules import build_schedule
+
+log = logging.getLogger(__name__)
+MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+_OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (RuntimeError,)
+
+
+class Trainer:
+    """Trains ``model`` on ``train`` as ``cfg`` says; ``rank``/``world`` > 1 inside DDP workers."""
+
+    def __init__(self, model: nn.Module, train: BatchSource, val: BatchSource | None,
+                 cfg: TrainConfig, task: Task, *, tracker: Tracker | None = None,
+                 checkpoint_dir: Path | None = None, seed: int = 0, spec_hash: str | None = None,
+                 metrics_fn: MetricsFn | None = None, rank: int = 0, world: int = 1,
+                 device: torch.device | None = None) -> None:
+        self.model, self.train_src, self.val_src = model, train, val
+        self.cfg, self.task, self.seed, self.spec_hash = cfg, task, seed, spec_hash
+        self.tracker = tracker or NullTracker()
+        self.ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.metrics_fn, self.rank, self.world = metrics_fn, rank, world
+        self.main = rank == 0
+        self.device = device or resolve_device(cfg.device)
+        if task.kind == "reconstruction" and (cfg.mixup or cfg.cutmix):
+            raise SpecError("mixup/cutmix mix labels; an autoencoder has none",
+                            path="train.mixup" if cfg.mixup else "train.cutmix",
+                            expected="no mixing for task 'reconstruction'", found="set")
+        seed_everything(seed)
+        self._setup()
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.frozen = freeze(self.model, cfg.freeze)
+        self.opt = build_optimizer(self.model, cfg.optimizer)
+        self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        self.steps_per_epoch = math.ceil(len(self.train_src) / cfg.grad_accumulation)
+        self.schedule = build_schedule(self.opt, cfg.schedule, epochs=cfg.epochs,
+                                       steps_per_epoch=self.steps_per_epoch)
+        self.loss_fn = build_loss(cfg.loss, self.task)
+        self.penalty = build_penalty(self.model, cfg.regularization)
+        self.mixer = Mixer(cfg.mixup, cfg.cutmix, self.seed)
+        self.best = build_tracker(cfg.early_stopping, self.val_src is not None)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self.scaler = (torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None)
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.start_epoch, self.resumed_from, self.finished = 0, None, False
+        self.stopped_early = False
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DDP(self.model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self, finished: bool) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "rng": ckpt.rng_state(), "epoch": len(self.history), "spec_hash": self.spec_hash,
+            "finished": finished, "stopped_early": self.stopped_early,
+            "best_epoch": self.best.best_epoch, "best_metric": self.best.best,
+            "best": self.best.state_dict(), "best_state": self.best_state,
+            "history": self.history,
+        }
+
+    def save(self, finished: bool = False) -> None:
+        if self.ckpt_dir is not None and self.main:
+            ckpt.save(self.ckpt_dir, self._payload(finished))
+
+    def try_resume(self) -> None:
+        """Continue from ``checkpoint_dir/last.pt`` when it was written by the same spec."""
+        if self.ckpt_dir is None or not self.cfg.checkpoint.resume:
+            return
+        info = ckpt.checkpoint_info(self.ckpt_dir)
+        if info is None:
+            return
+        if info.get("spec_hash") != self.spec_hash:
+            msg = (f"the checkpoint in {self.ckpt_dir} was written by a different spec "
+                   f"(spec hash {info.get('spec_hash')!r}, this run {self.spec_hash!r}); it was "
+                   "not loaded. Delete the folder, or set train.checkpoint.on_mismatch: restart "
+                   "(or train.checkpoint.resume: false) to start over.")
+            if self.cfg.checkpoint.on_mismatch == "error":
+                raise TrainingError(msg)
+            log.warning(msg + " Starting from scratch.")
+            return
+        state = ckpt.load(self.ckpt_dir, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.best.load_state_dict(state["best"])
+        self.best_state = state["best_state"]
+        self.history = [dict(h) for h in state["history"]]
+        self.start_epoch = self.resumed_from = int(state["epoch"])
+        self.finished, self.stopped_early = bool(state["finished"]), bool(state["stopped_early"])
+        self._rng = state["rng"]
+        if self.main:
+            log.info("resuming from %s at epoch %d", self.ckpt_dir, self.start_epoch)
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg, model, net, opt = self.cfg, self.model, self.net, self.opt
+        model.train()
+        self.mixer.start_epoch(epoch)
+        accum, n_batches, log_every = cfg.grad_accumulation, len(self.train_src), cfg.log_every
+        recon = self.task.kind == "reconstruction"
+        mixing, penalty, scaler, sched = self.mixer.active, self.penalty, self.scaler, self.schedule
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        grad_norms: list[torch.Tensor] = []
+        bar = self._bar(epoch)
+        opt_steps, last_seen = 0, 0
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        for i, (xb, yb) in enumerate(self.train_src.epoch(epoch)):
+            if recon and yb.shape != xb.shape:
+                yb = xb
+            if cfg.channels_last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            scale = 1.0
+            if self.world > 1:
+                xb, yb, scale = self._shard(xb, yb)
+            n = xb.shape[0] if scale else 0
+            if accum > 1:  # mean over the micro-batches of this optimizer step
+                scale /= min(accum, n_batches - (i // accum) * accum)
+            sync = accum == 1 or (i + 1) % accum == 0 or i + 1 == n_batches
+            with self._no_sync(sync), self._autocast():
+                if mixing:
+                    xb, perm, lam = self.mixer(xb)
+                    out = net(xb)
+                    loss = self.loss_fn(out, yb)
+                    if perm is not None:
+                        loss = lam * loss + (1.0 - lam) * self.loss_fn(out, yb.index_select(0, perm))
+                else:
+                    out = net(xb)
+                    loss = self.loss_fn(out, yb)
+                obj = loss if penalty is None else loss + penalty()
+                if scale != 1.0:
+                    obj = obj * scale
+                (obj if scaler is None else scaler.scale(obj)).backward()
+            if sync:
+                self._optimizer_step(opt_steps % log_every == 0, grad_norms)
+                opt_steps += 1
+                if sched is not None:
+                    sched.after_step()
+            losses.append(loss.detach())
+            sizes.append(n)
+            if (i + 1) % log_every == 0:
+                value = loss.item()
+                if not math.isfinite(value):
+                    self._diverged(epoch, losses)
+                if bar is not None:
+                    bar.update(i + 1 - last_seen)
+                    last_seen = i + 1
+                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        train_time = self._elapsed(t0)
+        stacked = torch.stack(losses).float()
+        if not bool(torch.isfinite(stacked).all()):
+            self._diverged(epoch, losses)
+        w = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
+        loss_sum, count = (stacked * w).sum(), w.sum()
+        if self.world > 1:  # every rank saw its own shard: sum them
+            loss_sum, count = self._all_reduce(loss_sum), self._all_reduce(count)
+        rec = {"train/loss": float(loss_sum / count)}
+        if bar is not None:
+            bar.update(n_batches - last_seen)
+            bar.set_postfix(loss=f"{rec['train/loss']:.4f}", refresh=False)
+            self._bar_close = bar
+        rec["lr"] = float(opt.param_groups[0]["lr"])
+        if grad_norms:
+            rec["grad_norm"] = float(torch.stack(grad_norms).mean())
+        rec["epoch_time_s"] = train_time
+        rec["samples_per_s"] = self.train_src.num_samples / max(train_time, 1e-9)
+        return rec
+
+    def _optimizer_step(self, sample_norm: bool, grad_norms: list[torch.Tensor]) -> None:
+        clip, scaler, opt = self.cfg.clip, self.scaler, self.opt
+        if scaler is not None and (clip is not None or sample_norm):
+            scaler.unscale_(opt)
+        if sample_norm:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            grad_norms.append(global_norm(grads))
+        if clip is not None:
+            clip_gradients(self.params, clip)
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)
+            scaler.update()
+        opt.zero_grad(set_to_none=True)
+
+    def _diverged(self, epoch: int, losses: list[torch.Tensor]) -> None:
+        values = torch.stack(losses).float()
+        bad = int((~torch.isfinite(values)).nonzero()[0, 0])
+        kept = (f"the last good checkpoint (epoch {len(self.history)}) is kept in {self.ckpt_dir}"
+                if self.ckpt_dir is not None and len(self.history) else "no checkpoint was written")
+        raise TrainingError(
+            f"the training loss became {float(values[bad])} at epoch {epoch} (counting from 0), "
+            f"step {bad} of that epoch; {kept}. Try a lower train.optimizer.lr, gradient "
+            "clipping (train.clip: {norm: 1.0}), a warm-up, or train.precision: fp32.")
+
+    # ------------------------------------------------------------------ helpers
+    def _shard(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This rank's contiguous part of the global batch (DistributedSampler-equivalent).
+
+        The loss is scaled by world * n_rank / n so that DDP's gradient average equals the
+        gradient of the global batch's mean loss, even when the batch does not split evenly.
+        """
+        n = xb.shape[0]
+        per = math.ceil(n / self.world)
+        lo, hi = min(self.rank * per, n), min((self.rank + 1) * per, n)
+        if hi == lo:  # no sample for this rank: take one with zero weight so DDP still syncs
+            return xb[:1], yb[:1], 0.0
+        return xb[lo:hi], yb[lo:hi], self.world * (hi - lo) / n
+
+    def _no_sync(self, sync: bool) -> contextlib.AbstractContextManager:
+        if sync or self.world == 1:
+            return contextlib.nullcontext()
+        return self.net.no_sync()
+
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    def _elapsed(self, t0: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - t0
+
+    def _bar(self, epoch: int):
+        if not self.cfg.progress or not self.main:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(self.train_src), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                    unit="batch", leave=True, dynamic_ncols=True, mininterval=0.5)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss (same loss, no mixing, no penalty), accuracy and metrics_fn's values."""
+        if self.val_src is None:
+            return {}
+        model = self.model
+        was_training = model.training
+        model.eval()
+        recon, kind = self.task.kind == "reconstruction", self.task.kind
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        count = 0
+        outs, targets = [], []
+        with self._autocast():
+            for xb, yb in self.val_src.epoch(0):
+                if recon and yb.shape != xb.shape:
+                    yb = xb
+                if self.cfg.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                out = model(xb)
+                loss_sum += self.loss_fn(out, yb).float() * xb.shape[0]
+                count += xb.shape[0]
+                if kind == "multiclass" and out.dim() == 2:
+                    correct += (out.argmax(dim=1) == yb).sum()
+                elif kind == "binary":
+                    correct += ((out.reshape(-1) > 0) == (yb.reshape(-1) > 0.5)).sum()
+                if self.metrics_fn is not None:
+                    outs.append(out.float().cpu())
+                    targets.append(yb.cpu())
+        model.train(was_training)
+        rec = {"val/loss": float(loss_sum) / max(count, 1)}
+        if kind in ("multiclass", "binary"):
+            rec["val/accuracy"] = int(correct) / max(count, 1)
+        if self.metrics_fn is not None and outs:
+            extra = self.metrics_fn(torch.cat(targets).numpy(), torch.cat(outs).numpy())
+            for k, v in extra.items():
+                if np.isscalar(v):
+                    rec[k if k.startswith("val/") else f"val/{k}"] = float(v)
+        return rec
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> FitResult:
+        self._rng = None
+        self.try_resume()
+        if self._rng is not None:
+            ckpt.set_rng_state(self._rng)
+        if not self.finished:
+            try:
+                self._loop()
+            except _OOM as exc:
+                if "out of memory" not in str(exc).lower() and not isinstance(exc, torch.OutOfMemoryError):
+                    raise
+                raise TrainingError(oom_message(self.cfg.batch_size, self.cfg.grad_accumulation,
+                                                str(self.device), self.cfg.precision)) from exc
+        elif self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self._result()
+
+    def _loop(self) -> None:
+        es = self.cfg.early_stopping
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            t0 = time.perf_counter()
+            self._bar_close = None
+            rec = {"epoch": epoch, **self.train_epoch(epoch), **self.evaluate()}
+            rec["weight_norm"] = float(global_norm([p.detach() for p in self.model.parameters()]))
+            rec["epoch_time_s"] = time.perf_counter() - t0
+            if self._bar_close is not None:
+                post = {k.split("/")[-1] if k == "train/loss" else k: f"{rec[k]:.4f}"
+                        for k in ("train/loss", "val/loss", "val/accuracy") if k in rec}
+                self._bar_close.set_postfix(post, refresh=True)
+                self._bar_close.close()
+            self.history.append(rec)
+            if self.best.update(epoch, rec) and es is not None and es.restore_best:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            if self.schedule is not None:
+                self.schedule.after_epoch(rec)
+            if self.main:
+                self.tracker.log_metrics({k: v for k, v in rec.items() if k != "epoch"}, step=epoch)
+                if not self.cfg.progress:
+                    log.info("epoch %d: %s", epoch, ", ".join(
+                        f"{k}={v:.4g}" for k, v in rec.items() if k != "epoch"))
+            last = epoch + 1 == self.cfg.epochs
+            if es is not None and self.best.should_stop and not last:
+                self.stopped_early = True
+                if self.main:
+                    log.info("early stopping after epoch %d: %s did not improve for %d epochs "
+                             "(best %.4g at epoch %s)", epoch, es.monitor, es.patience,
+                             self.best.best, self.best.best_epoch)
+                break
+            if not last and (epoch + 1) % self.cfg.checkpoint.every == 0:
+                self.save()
+        if es is not None and es.restore_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.finished = True
+        self.save(finished=True)
+
+    def _result(self) -> FitResult:
+        es = self.cfg.early_stopping
+        restored = bool(es is not None and es.restore_best and self.best_state is not None)
+        return FitResult(history=self.history, best_epoch=self.best.best_epoch,
+                         best_metric=self.best.best, monitor=self.best.monitor,
+                         stopped_early=self.stopped_early, epochs_run=len(self.history),
+                         resumed_from=self.resumed_from, restored_best=restored,
+                         checkpoint_path=(self.ckpt_dir / ckpt.CHECKPOINT) if self.ckpt_dir else None)
