@@ -21,7 +21,7 @@ def test_every_experiment_has_four_stages_with_only_its_own_params() -> None:
     for name in names:
         for stage in ("ingest", "split", "train", "evaluate"):
             st = dvc["stages"][f"{name}-{stage}"]
-            assert st["cmd"].startswith(f"kedro run --pipeline {name} --tags")
+            assert st["cmd"].startswith(f"kedro run --pipelines {name} --tags")
         train = dvc["stages"][f"{name}-train"]
         (file, keys), = train["params"][0].items()
         assert file == f"pipelines/{name}.yml" and "model" in keys and "train" in keys

@@ -38,7 +38,7 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
     """Stages and plot definitions of one experiment; paths are relative to the project ``root``."""
     raw = read_yaml(file)
     spec_file = file.resolve().relative_to(root.resolve()).as_posix()
-    kedro = f"kedro run --pipeline {name} --tags"
+    kedro = f"kedro run --pipelines {name} --tags"
     inter = f"data/02_intermediate/{name}/dataset.npz"
     split = f"data/05_model_input/{name}/split.npz"
     model = f"data/06_models/{name}/model"

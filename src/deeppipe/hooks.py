@@ -38,13 +38,13 @@ class DeeppipeHooks:
         tags = set(run_params.get("tags") or [])
         overrides = spec_overrides(run_params.get("runtime_params"))
         needs_data = not tags or tags & {"ingest"}
-        for name in names:
-            if name in files:
-                load_spec(files[name], overrides, check_data=bool(needs_data))
-        if len(names) == 1 and names[0] in files:
-            self._configure_mlflow(names[0], tags, files[names[0]], overrides)
+        resolved = {name: load_spec(files[name], overrides, check_data=bool(needs_data))
+                    for name in names if name in files}
+        if len(resolved) == 1:
+            (name, rs), = resolved.items()
+            self._configure_mlflow(name, tags, rs.hash)
 
-    def _configure_mlflow(self, name: str, tags: set[str], file: Path, overrides: dict) -> None:
+    def _configure_mlflow(self, name: str, tags: set[str], spec_hash: str) -> None:
         try:
             from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
         except ImportError:  # kedro-mlflow not installed: nothing to configure
@@ -58,26 +58,30 @@ class DeeppipeHooks:
         if config.tracking.experiment.name != name:
             config.tracking.experiment.name = name
             config._set_experiment()
-        config.tracking.run.id = self._run_to_continue(name, tags)
+        config.tracking.run.id = self._run_to_continue(name, tags, spec_hash)
         if config.tracking.run.id:
             log.info("continuing MLflow run %s", config.tracking.run.id)
 
     @staticmethod
-    def _run_to_continue(name: str, tags: set[str]) -> str | None:
-        """The MLflow run this stage belongs to, if it continues earlier work."""
+    def _run_to_continue(name: str, tags: set[str], spec_hash: str) -> str | None:
+        """The MLflow run this stage belongs to, if it continues earlier work: the run that trained
+        the model being evaluated, or the run of an interrupted training of the same spec."""
         models = Path("data/06_models") / name
         if tags and "train" not in tags:
             meta = models / "model" / "meta.json"
             if meta.is_file():
                 return json.loads(meta.read_text()).get("mlflow_run_id")
             return None
-        run_file = models / "checkpoints" / "run.json"
+        from deeppipe.pipelines.nodes import checkpoint_dir
+
+        ckpt = checkpoint_dir(name, spec_hash)
+        run_file = ckpt / "run.json"
         if run_file.is_file():
-            try:
-                from deeppipe.training.checkpoint import checkpoint_info
-            except ImportError:
-                return None
-            info = checkpoint_info(models / "checkpoints")
-            if info and not info.get("finished"):
-                return json.loads(run_file.read_text()).get("run_id")
+            from deeppipe.training import checkpoint_info
+
+            info = checkpoint_info(ckpt)
+            remembered = json.loads(run_file.read_text())
+            if (info and not info.get("finished") and info.get("spec_hash") == spec_hash
+                    and remembered.get("spec_hash") == spec_hash):
+                return remembered.get("run_id")
         return None

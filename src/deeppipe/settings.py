@@ -1,10 +1,14 @@
 """Kedro project settings."""
 
 import os
+import warnings
 
 from kedro.config import OmegaConfigLoader
 
 from deeppipe.hooks import DeeppipeHooks
+
+# MLflow warns at import about kedro-mlflow's model class lacking type hints: not ours to fix.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
 
 HOOKS = (DeeppipeHooks(),)
 CONFIG_LOADER_CLASS = OmegaConfigLoader

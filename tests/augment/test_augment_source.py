@@ -95,7 +95,7 @@ def test_fallback_is_logged_with_reason_and_reproducible_across_workers(digits):
     b0, _ = _epoch(src0, 1)
     assert not torch.equal(a0, b0)
     assert a0.shape == (600, 1, 8, 8) and a0.dtype == torch.float32
-    assert 0.0 <= float(a0.min()) and float(a0.max()) <= 1.0
+    assert float(a0.min()) >= 0.0 and float(a0.max()) <= 1.0
     assert len(src0) == 10 and src0.num_samples == 600
 
 

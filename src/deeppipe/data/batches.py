@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -35,8 +36,8 @@ class TensorBatches:
 
     def __init__(
         self,
-        x: torch.Tensor,
-        y: torch.Tensor,
+        x: torch.Tensor | np.ndarray,
+        y: torch.Tensor | np.ndarray,
         batch_size: int,
         *,
         shuffle: bool = True,
@@ -47,6 +48,7 @@ class TensorBatches:
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"inputs and targets differ in length: {len(x)} != {len(y)}")
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
         device = torch.device(device) if device is not None else x.device
         self.x = x.to(device)
         self.y = y.to(device)

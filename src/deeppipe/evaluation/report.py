@@ -22,7 +22,7 @@ def figure_png(fig: Any) -> bytes:
 
 def print_summary(experiment: str, task: Task, scalars: dict[str, float], n_test: int, meta: dict[str, Any]) -> None:
     """A readable table of the test metrics at the end of a run."""
-    table = Table(title=f"{experiment}: test metrics ({n_test} samples)", title_style="bold")
+    table = Table(title=f"{experiment}: test metrics ({n_test} samples)", title_style="bold", min_width=48)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in scalars.items():

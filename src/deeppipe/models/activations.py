@@ -103,14 +103,24 @@ STEP_MESSAGE = (
     "a step activation has zero gradient almost everywhere, so backpropagation cannot train "
     "the layers before it; use sigmoid (its smooth version), hardtanh or relu"
 )
-_STEP_NAMES = {"step", "heaviside", "binary_step", "binarystep", "sign", "unit_step", "threshold_step"}
+_STEP_NAMES = {
+    "step",
+    "heaviside",
+    "binary_step",
+    "binarystep",
+    "sign",
+    "unit_step",
+    "threshold_step",
+}
 
 
 def is_step(name: str) -> bool:
     return str(name).lower().replace("-", "_") in _STEP_NAMES
 
 
-def parse_activation(value: Any, *, path: str, file: str | None = None) -> tuple[str, dict[str, Any]]:
+def parse_activation(
+    value: Any, *, path: str, file: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """``relu`` or ``{name: leaky_relu, negative_slope: 0.2}`` -> (canonical name, kwargs)."""
     if isinstance(value, str):
         name, kwargs = value, {}
@@ -128,7 +138,9 @@ def parse_activation(value: Any, *, path: str, file: str | None = None) -> tuple
     if not isinstance(name, str):
         raise SpecError("an activation name must be a string", path=path, file=file, found=name)
     if is_step(name):
-        raise SpecError(f"step activation '{name}' refused: {STEP_MESSAGE}", path=path, file=file, found=name)
+        raise SpecError(
+            f"step activation '{name}' refused: {STEP_MESSAGE}", path=path, file=file, found=name
+        )
     ACTIVATIONS.get(name, path=path, file=file)
     return ACTIVATIONS.canonical(name), kwargs
 
@@ -143,7 +155,10 @@ def make_activation(
     if name in _NEEDS_DIM:
         kwargs.setdefault("dim", feature_dim)
     module = call_with(factory, kwargs, path=path, file=file)
-    module._dp_activation = (name, dict(kwargs))  # matches the initialisation of the layer before it
+    module._dp_activation = (
+        name,
+        dict(kwargs),
+    )  # matches the initialisation of the layer before it
     return module
 
 

@@ -30,7 +30,9 @@ def _norm(kind: str | None, channels: int, dims: int, eps: float = 1e-5) -> nn.M
     if kind in ("batch", "bn", "batchnorm"):
         return _BN[dims](channels, eps=eps)
     if kind in ("group", "gn", "groupnorm"):
-        return nn.GroupNorm(min(32, channels) if channels % min(32, channels) == 0 else 1, channels, eps=eps)
+        return nn.GroupNorm(
+            min(32, channels) if channels % min(32, channels) == 0 else 1, channels, eps=eps
+        )
     if kind in ("layer", "ln", "layernorm"):
         return nn.GroupNorm(1, channels, eps=eps)
     if kind in ("instance", "in", "instancenorm"):
@@ -61,7 +63,9 @@ class _Block(nn.Module):
         return {"dims": _dims_from(in_shape)}
 
 
-@register_layer("ConvBNAct", aliases=("conv_bn_act", "ConvBnAct", "ConvNormAct"), width_args=("out_channels",))
+@register_layer(
+    "ConvBNAct", aliases=("conv_bn_act", "ConvBnAct", "ConvNormAct"), width_args=("out_channels",)
+)
 class ConvBNAct(_Block):
     """Convolution -> normalisation -> activation (``preact: true``: norm -> activation -> conv).
 
@@ -89,7 +93,9 @@ class ConvBNAct(_Block):
         has_norm = (norm or "none").lower() not in ("none", "identity", "false")
         bias = (not has_norm) if bias is None else bias
         padding = _same(kernel_size, dilation) if padding is None else padding
-        self.conv = _CONV[dims](in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.conv = _CONV[dims](
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        )
         if preact:
             self.norm = _norm(norm, in_channels, dims, eps)
             self.act = make_activation(activation)
@@ -106,8 +112,11 @@ class ConvBNAct(_Block):
         return self.act(self.norm(self.conv(x)))
 
 
-@register_layer("SeparableConv2d", aliases=("SeparableConv", "separable_conv", "SeparableConv1d"),
-                width_args=("out_channels",))
+@register_layer(
+    "SeparableConv2d",
+    aliases=("SeparableConv", "separable_conv", "SeparableConv1d"),
+    width_args=("out_channels",),
+)
 class SeparableConv(_Block):
     """Depthwise-separable convolution (Xception, Keras ``SeparableConv2D``): a k x k depthwise
     convolution per channel (``depth_multiplier`` filters each), then a 1x1 pointwise convolution.
@@ -129,7 +138,9 @@ class SeparableConv(_Block):
         padding = _same(kernel_size, dilation) if padding is None else padding
         mid = in_channels * depth_multiplier
         conv = _CONV[dims]
-        self.depthwise = conv(in_channels, mid, kernel_size, stride, padding, dilation, groups=in_channels, bias=False)
+        self.depthwise = conv(
+            in_channels, mid, kernel_size, stride, padding, dilation, groups=in_channels, bias=False
+        )
         self.pointwise = conv(mid, out_channels, 1, bias=bias)
         _tag(self.depthwise, "identity")
 
@@ -137,8 +148,11 @@ class SeparableConv(_Block):
         return self.pointwise(self.depthwise(x))
 
 
-@register_layer("DepthwiseSeparableConv", aliases=("depthwise_separable", "MobileNetBlock"),
-                width_args=("out_channels",))
+@register_layer(
+    "DepthwiseSeparableConv",
+    aliases=("depthwise_separable", "MobileNetBlock"),
+    width_args=("out_channels",),
+)
 class DepthwiseSeparableConv(_Block):
     """MobileNet's block: depthwise k x k conv -> BN -> act -> pointwise 1x1 conv -> BN -> act."""
 
@@ -153,9 +167,19 @@ class DepthwiseSeparableConv(_Block):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        self.depthwise = ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels,
-                                   norm=norm, activation=activation, dims=dims)
-        self.pointwise = ConvBNAct(in_channels, out_channels, 1, norm=norm, activation=activation, dims=dims)
+        self.depthwise = ConvBNAct(
+            in_channels,
+            in_channels,
+            kernel_size,
+            stride,
+            groups=in_channels,
+            norm=norm,
+            activation=activation,
+            dims=dims,
+        )
+        self.pointwise = ConvBNAct(
+            in_channels, out_channels, 1, norm=norm, activation=activation, dims=dims
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
@@ -181,7 +205,9 @@ class PadShortcut(nn.Module):
         return x
 
 
-def _shortcut(kind: str, in_ch: int, out_ch: int, stride: int, norm: str, activation: Any, dims: int) -> nn.Module:
+def _shortcut(
+    kind: str, in_ch: int, out_ch: int, stride: int, norm: str, activation: Any, dims: int
+) -> nn.Module:
     kind = kind.lower()
     same = in_ch == out_ch and stride == 1
     if kind == "auto":
@@ -204,7 +230,11 @@ def _shortcut(kind: str, in_ch: int, out_ch: int, stride: int, norm: str, activa
     raise ValueError(f"shortcut must be auto, identity, projection or pad, got {kind!r}")
 
 
-@register_layer("BasicBlock", aliases=("residual_basic", "ResidualBasic", "ResBlock"), width_args=("out_channels",))
+@register_layer(
+    "BasicBlock",
+    aliases=("residual_basic", "ResidualBasic", "ResBlock"),
+    width_args=("out_channels",),
+)
 class BasicBlock(_Block):
     """ResNet basic block: 3x3 conv (stride) -> BN -> act -> 3x3 conv -> BN, plus the shortcut,
     then the activation (added before the last activation, He et al. 2015).
@@ -230,7 +260,9 @@ class BasicBlock(_Block):
         self.act1 = make_activation(activation)
         self.conv2 = conv(out_channels, out_channels, 3, 1, 1, bias=bias)
         self.bn2 = _norm(norm, out_channels, dims)
-        self.shortcut = _shortcut(shortcut, in_channels, out_channels, stride, norm, activation, dims)
+        self.shortcut = _shortcut(
+            shortcut, in_channels, out_channels, stride, norm, activation, dims
+        )
         self.act2 = make_activation(activation)
         _tag(self.conv1, activation)
         _tag(self.conv2, activation)
@@ -241,8 +273,11 @@ class BasicBlock(_Block):
         return self.act2(y + self.shortcut(x))
 
 
-@register_layer("Bottleneck", aliases=("residual_bottleneck", "ResidualBottleneck"),
-                width_args=("out_channels", "mid_channels"))
+@register_layer(
+    "Bottleneck",
+    aliases=("residual_bottleneck", "ResidualBottleneck"),
+    width_args=("out_channels", "mid_channels"),
+)
 class Bottleneck(_Block):
     """ResNet bottleneck: 1x1 (reduce) -> 3x3 -> 1x1 (expand), BN after each, shortcut added
     before the last activation. ``out_channels`` is the block's output (256 in ResNet-50's first
@@ -278,7 +313,9 @@ class Bottleneck(_Block):
         self.act2 = make_activation(activation)
         self.conv3 = conv(mid, out_channels, 1, bias=bias)
         self.bn3 = _norm(norm, out_channels, dims)
-        self.shortcut = _shortcut(shortcut, in_channels, out_channels, stride, norm, activation, dims)
+        self.shortcut = _shortcut(
+            shortcut, in_channels, out_channels, stride, norm, activation, dims
+        )
         self.act3 = make_activation(activation)
         for c in (self.conv1, self.conv2, self.conv3):
             _tag(c, activation)
@@ -292,7 +329,9 @@ class Bottleneck(_Block):
 
 # ----------------------------------------------------------------------------- densenet
 class _DenseLayer(nn.Module):
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float, activation: Any) -> None:
+    def __init__(
+        self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float, activation: Any
+    ) -> None:
         super().__init__()
         mid = bn_size * growth_rate
         self.norm1 = nn.BatchNorm2d(in_channels)
@@ -343,7 +382,9 @@ class DenseBlock(_Block):
         return torch.cat(features, dim=1)
 
 
-@register_layer("Transition", aliases=("dense_transition", "TransitionLayer"), width_args=("out_channels",))
+@register_layer(
+    "Transition", aliases=("dense_transition", "TransitionLayer"), width_args=("out_channels",)
+)
 class Transition(_Block):
     """DenseNet transition: BN -> act -> 1x1 conv to floor(C * compression) channels (or
     ``out_channels``) -> 2x2 average pooling, stride 2."""
@@ -371,8 +412,11 @@ class Transition(_Block):
 
 
 # ----------------------------------------------------------------------------- inception
-@register_layer("Inception", aliases=("inception_module", "InceptionModule"),
-                width_args=("b1", "b3_reduce", "b3", "b5_reduce", "b5", "pool_proj"))
+@register_layer(
+    "Inception",
+    aliases=("inception_module", "InceptionModule"),
+    width_args=("b1", "b3_reduce", "b3", "b5_reduce", "b5", "pool_proj"),
+)
 class Inception(_Block):
     """Inception v1 module (Szegedy et al. 2014): four parallel branches concatenated on channels:
     1x1 (b1); 1x1 (b3_reduce) -> 3x3 (b3); 1x1 (b5_reduce) -> 5x5 (b5); 3x3 max-pool -> 1x1
@@ -404,7 +448,11 @@ class Inception(_Block):
         self.branch1 = cba(in_channels, b1, 1)
         self.branch3 = nn.Sequential(cba(in_channels, b3_reduce, 1), cba(b3_reduce, b3, 3))
         self.branch5 = nn.Sequential(cba(in_channels, b5_reduce, 1), cba(b5_reduce, b5, b5_kernel))
-        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), cba(in_channels, pool_proj, 1))
+        self.branch_pool = nn.Sequential(
+            nn.MaxPool2d(3, 1, 1, ceil_mode=True), cba(in_channels, pool_proj, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
+        return torch.cat(
+            [self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1
+        )

@@ -1,7 +1,7 @@
 """Weight initialisation by name, globally (``model.init``) or per layer (``init:`` on an entry).
 
 By default (``auto``) each weight layer's scheme follows the activation after it: He/Kaiming for
-the ReLU family (with leaky ReLU's slope as ``a``), Glorot/Xavier for sigmoid, tanh, softmax and
+the ReLU family (uniform, with leaky ReLU's slope as ``a``), Glorot/Xavier for sigmoid, tanh, softmax and
 linear outputs, LeCun for SELU; recurrent weights are orthogonal. Biases start at zero (a block
 can ask for another constant, e.g. the highway gate's negative bias). ``default`` keeps PyTorch's
 own initialisation. Norm layers keep weight 1 and bias 0, embeddings N(0, 1).
@@ -22,7 +22,18 @@ from deeppipe.registry import Registry
 
 INITS: Registry[Any] = Registry("initialisation")
 
-_RELU_LIKE = {"relu", "relu6", "elu", "celu", "gelu", "silu", "swish", "mish", "softplus", "hardswish"}
+_RELU_LIKE = {
+    "relu",
+    "relu6",
+    "elu",
+    "celu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "softplus",
+    "hardswish",
+}
 
 
 def _nonlinearity(act: str | None, act_kwargs: dict[str, Any]) -> tuple[str, float]:
@@ -60,7 +71,9 @@ def _kaiming(normal: bool):
 
 
 def _xavier(normal: bool):
-    def init(w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, gain: float = 1.0) -> None:
+    def init(
+        w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, gain: float = 1.0
+    ) -> None:
         (nn.init.xavier_normal_ if normal else nn.init.xavier_uniform_)(w, gain=gain)
 
     return init
@@ -74,23 +87,35 @@ def _lecun(normal: bool):
     return init
 
 
-def _orthogonal(w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, gain: float = 1.0) -> None:
+def _orthogonal(
+    w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, gain: float = 1.0
+) -> None:
     nn.init.orthogonal_(w, gain=gain)
 
 
 def _normal(
-    w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, mean: float = 0.0, std: float = 0.01
+    w: torch.Tensor,
+    act: str | None = None,
+    act_kwargs: dict | None = None,
+    mean: float = 0.0,
+    std: float = 0.01,
 ) -> None:
     nn.init.normal_(w, mean=mean, std=std)
 
 
 def _uniform(
-    w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, a: float = -0.05, b: float = 0.05
+    w: torch.Tensor,
+    act: str | None = None,
+    act_kwargs: dict | None = None,
+    a: float = -0.05,
+    b: float = 0.05,
 ) -> None:
     nn.init.uniform_(w, a=a, b=b)
 
 
-def _constant(w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, val: float = 0.0) -> None:
+def _constant(
+    w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None, val: float = 0.0
+) -> None:
     nn.init.constant_(w, val)
 
 
@@ -105,22 +130,45 @@ def _ones(w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = Non
 def _auto(w: torch.Tensor, act: str | None = None, act_kwargs: dict | None = None) -> None:
     act = (act or "identity").lower()
     nl, slope = _nonlinearity(act, act_kwargs or {})
+    # uniform versions: the same variance as the normal ones, and about twice as fast to draw
     if nl in ("relu", "leaky_relu"):
-        nn.init.kaiming_normal_(w, a=slope, mode="fan_in", nonlinearity=nl)
+        nn.init.kaiming_uniform_(w, a=slope, mode="fan_in", nonlinearity=nl)
     elif act == "selu":
-        nn.init.kaiming_normal_(w, nonlinearity="linear")
+        nn.init.kaiming_uniform_(w, nonlinearity="linear")
     else:
         nn.init.xavier_uniform_(w)
 
 
-INITS.add("auto", _auto, doc="follow the activation after the layer (He for ReLU-like, Glorot otherwise)")
+INITS.add(
+    "auto", _auto, doc="follow the activation after the layer (He for ReLU-like, Glorot otherwise)"
+)
 INITS.add("default", None, aliases=("torch",), doc="keep PyTorch's own initialisation")
-INITS.add("kaiming_uniform", _kaiming(False), aliases=("he_uniform",), doc="He uniform, gain from the activation")
-INITS.add("kaiming_normal", _kaiming(True), aliases=("he_normal", "kaiming", "he"), doc="He normal, gain from the activation")
-INITS.add("xavier_uniform", _xavier(False), aliases=("glorot_uniform", "xavier", "glorot"), doc="Glorot uniform")
+INITS.add(
+    "kaiming_uniform",
+    _kaiming(False),
+    aliases=("he_uniform",),
+    doc="He uniform, gain from the activation",
+)
+INITS.add(
+    "kaiming_normal",
+    _kaiming(True),
+    aliases=("he_normal", "kaiming", "he"),
+    doc="He normal, gain from the activation",
+)
+INITS.add(
+    "xavier_uniform",
+    _xavier(False),
+    aliases=("glorot_uniform", "xavier", "glorot"),
+    doc="Glorot uniform",
+)
 INITS.add("xavier_normal", _xavier(True), aliases=("glorot_normal",), doc="Glorot normal")
 INITS.add("lecun_uniform", _lecun(False), doc="variance 1/fan_in, uniform")
-INITS.add("lecun_normal", _lecun(True), aliases=("lecun",), doc="variance 1/fan_in, normal (pairs with SELU)")
+INITS.add(
+    "lecun_normal",
+    _lecun(True),
+    aliases=("lecun",),
+    doc="variance 1/fan_in, normal (pairs with SELU)",
+)
 INITS.add("orthogonal", _orthogonal, doc="orthogonal matrix (recurrent weights)")
 INITS.add("normal", _normal, doc="N(mean, std)")
 INITS.add("uniform", _uniform, doc="U(a, b)")
@@ -149,7 +197,11 @@ def parse_init(value: Any, *, path: str, file: str | None = None) -> tuple[str, 
     if kwargs:
         import inspect
 
-        valid = [p for p in inspect.signature(fn).parameters if p not in ("w", "act", "act_kwargs")] if fn else []
+        valid = (
+            [p for p in inspect.signature(fn).parameters if p not in ("w", "act", "act_kwargs")]
+            if fn
+            else []
+        )
         for key in kwargs:
             if key not in valid:
                 from deeppipe.errors import closest
@@ -173,7 +225,9 @@ def is_weight_layer(module: nn.Module) -> bool:
     return isinstance(module, WEIGHT_LAYERS)
 
 
-def _init_weight_layer(module: nn.Module, scheme: tuple[str, dict], act: str | None, act_kwargs: dict) -> None:
+def _init_weight_layer(
+    module: nn.Module, scheme: tuple[str, dict], act: str | None, act_kwargs: dict
+) -> None:
     name, kwargs = scheme
     fn = INITS.get(name)
     for pname in ("weight", "weight1", "weight2"):
@@ -200,7 +254,9 @@ def _init_recurrent(module: nn.RNNBase, scheme: tuple[str, dict]) -> None:
 
 
 def _owns_tensors(module: nn.Module) -> bool:
-    return any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False))
+    return any(True for _ in module.parameters(recurse=False)) or any(
+        True for _ in module.buffers(recurse=False)
+    )
 
 
 def reset_module(module: nn.Module) -> bool:
@@ -226,7 +282,9 @@ def can_reset(module: nn.Module) -> bool:
     return True
 
 
-def initialize(model: nn.Module, default: tuple[str, dict] = ("auto", {}), *, fresh: bool = False) -> None:
+def initialize(
+    model: nn.Module, default: tuple[str, dict] = ("auto", {}), *, fresh: bool = False
+) -> None:
     """Initialise every layer of ``model`` in module order (deterministic for a given seed).
 
     ``fresh=True`` means the tensors hold garbage (after ``to_empty``): every module's own tensors
@@ -241,7 +299,7 @@ def initialize(model: nn.Module, default: tuple[str, dict] = ("auto", {}), *, fr
             ours = scheme[0] != "default" and (scheme[0] != "auto" or act is not None)
             if is_weight_layer(module) and ours:
                 if fresh:
-                    for pname, p in module.named_parameters(recurse=False):
+                    for pname, _p in module.named_parameters(recurse=False):
                         if pname not in ("weight", "bias", "weight1", "weight2"):
                             reset_module(module)
                             break
@@ -253,4 +311,3 @@ def initialize(model: nn.Module, default: tuple[str, dict] = ("auto", {}), *, fr
                 _init_recurrent(module, scheme)
             elif fresh:
                 reset_module(module)
-

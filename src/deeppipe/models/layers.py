@@ -7,7 +7,6 @@ the incoming shape when the spec does not give them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,7 +101,10 @@ class _SumPool(nn.Module):
     _dims = 2
 
     def __init__(
-        self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: int = 0
+        self,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: int = 0,
     ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
@@ -129,7 +131,9 @@ class SumPool1d(_SumPool):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size if isinstance(self.kernel_size, int) else self.kernel_size[0]
-        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, count_include_pad=True) * k
+        return (
+            F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, count_include_pad=True) * k
+        )
 
 
 @register_layer("Reshape", aliases=("view",))
@@ -156,7 +160,9 @@ class Permute(nn.Module):
         super().__init__()
         self.dims = tuple(int(d) for d in dims)
         if sorted(self.dims) != list(range(len(self.dims))):
-            raise ValueError(f"dims must be a permutation of 0..{len(self.dims) - 1}, got {list(self.dims)}")
+            raise ValueError(
+                f"dims must be a permutation of 0..{len(self.dims) - 1}, got {list(self.dims)}"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, *(d + 1 for d in self.dims))
@@ -183,13 +189,17 @@ class Transpose(nn.Module):
 
 
 # ----------------------------------------------------------------------------- dense variants
-@register_layer("DropConnect", aliases=("drop_connect", "DropConnectLinear"), width_args=("out_features",))
+@register_layer(
+    "DropConnect", aliases=("drop_connect", "DropConnectLinear"), width_args=("out_features",)
+)
 class DropConnect(nn.Linear):
     """A fully connected layer whose *weights* are dropped with probability ``p`` while training
     (Wan et al. 2013), rescaled by 1/(1-p) like inverted dropout; all weights are used in eval mode.
     One mask per batch (the paper draws one per sample, which costs a weight copy per sample)."""
 
-    def __init__(self, in_features: int, out_features: int, p: float = 0.5, bias: bool = True) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, p: float = 0.5, bias: bool = True
+    ) -> None:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"p must be in [0, 1), got {p}")
         super().__init__(in_features, out_features, bias=bias)
@@ -210,7 +220,9 @@ class Maxout(nn.Module):
     """Maxout unit (Goodfellow et al. 2013): ``out_features`` outputs, each the max of ``pieces``
     affine functions of the input."""
 
-    def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True
+    ) -> None:
         super().__init__()
         if pieces < 1:
             raise ValueError("pieces must be >= 1")
@@ -292,7 +304,11 @@ class FixedConv2d(nn.Module):
     spatial_op = True
 
     def __init__(
-        self, in_channels: int, kernels: Sequence[Sequence[Sequence[float]]], padding: int = 1, combine: str = "stack"
+        self,
+        in_channels: int,
+        kernels: Sequence[Sequence[Sequence[float]]],
+        padding: int = 1,
+        combine: str = "stack",
     ) -> None:
         super().__init__()
         if combine not in ("stack", "magnitude", "max"):
@@ -327,7 +343,9 @@ register_layer("FixedConv2d")(FixedConv2d)
 
 def _edge_class(kind: str, doc: str) -> type[FixedConv2d]:
     def __init__(self, in_channels: int, padding: int = 1, combine: str = "stack") -> None:
-        FixedConv2d.__init__(self, in_channels, EDGE_KERNELS[kind], padding=padding, combine=combine)
+        FixedConv2d.__init__(
+            self, in_channels, EDGE_KERNELS[kind], padding=padding, combine=combine
+        )
 
     name = {"laplacian4": "Laplacian4", "laplacian8": "Laplacian8"}.get(kind, kind.capitalize())
     cls = type(name, (FixedConv2d,), {"__init__": __init__, "__doc__": doc, "kind": kind})
@@ -335,19 +353,31 @@ def _edge_class(kind: str, doc: str) -> type[FixedConv2d]:
     return cls
 
 
-Prewitt = register_layer("Prewitt")(_edge_class("prewitt", "Prewitt x and y gradients (2 kernels, fixed)."))
+Prewitt = register_layer("Prewitt")(
+    _edge_class("prewitt", "Prewitt x and y gradients (2 kernels, fixed).")
+)
 Sobel = register_layer("Sobel")(_edge_class("sobel", "Sobel x and y gradients (2 kernels, fixed)."))
-Scharr = register_layer("Scharr")(_edge_class("scharr", "Scharr x and y gradients (2 kernels, fixed)."))
+Scharr = register_layer("Scharr")(
+    _edge_class("scharr", "Scharr x and y gradients (2 kernels, fixed).")
+)
 Laplacian4 = register_layer("Laplacian4", aliases=("laplacian",))(
     _edge_class("laplacian4", "4-neighbour Laplacian (1 kernel, fixed).")
 )
-Laplacian8 = register_layer("Laplacian8")(_edge_class("laplacian8", "8-neighbour Laplacian (1 kernel, fixed)."))
-Kirsch = register_layer("Kirsch")(_edge_class("kirsch", "Kirsch compass masks (8 directions, fixed)."))
-Robinson = register_layer("Robinson")(_edge_class("robinson", "Robinson compass masks (8 directions, fixed)."))
+Laplacian8 = register_layer("Laplacian8")(
+    _edge_class("laplacian8", "8-neighbour Laplacian (1 kernel, fixed).")
+)
+Kirsch = register_layer("Kirsch")(
+    _edge_class("kirsch", "Kirsch compass masks (8 directions, fixed).")
+)
+Robinson = register_layer("Robinson")(
+    _edge_class("robinson", "Robinson compass masks (8 directions, fixed).")
+)
 
 
 @register_layer("EdgeDetect", aliases=("edge_detect", "edges"))
-def EdgeDetect(in_channels: int, kind: str = "sobel", padding: int = 1, combine: str = "stack") -> FixedConv2d:
+def EdgeDetect(
+    in_channels: int, kind: str = "sobel", padding: int = 1, combine: str = "stack"
+) -> FixedConv2d:
     """Fixed edge detector by name: prewitt, sobel, scharr, laplacian4, laplacian8, kirsch, robinson."""
     key = str(kind).lower()
     if key == "laplacian":
@@ -383,7 +413,9 @@ class Embedding(nn.Embedding):
         super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm)
         self.vectors_file, self.vocab_file = vectors, vocab
         if vectors is not None and vocab is None:
-            raise ValueError("vectors: needs vocab: (a file with one token per line, line i = token id i)")
+            raise ValueError(
+                "vectors: needs vocab: (a file with one token per line, line i = token id i)"
+            )
         if freeze:
             self.weight.requires_grad_(False)
         if vectors is not None:
@@ -402,7 +434,9 @@ class Embedding(nn.Embedding):
         return super().forward(x.long() if x.is_floating_point() else x)
 
 
-def load_text_vectors(vectors: str, vocab: str, num_embeddings: int, dim: int) -> tuple[list[int], torch.Tensor]:
+def load_text_vectors(
+    vectors: str, vocab: str, num_embeddings: int, dim: int
+) -> tuple[list[int], torch.Tensor]:
     """Rows and vectors for the vocabulary tokens found in a word2vec/GloVe text file."""
     with open(vocab, encoding="utf-8") as f:
         ids = {line.rstrip("\n"): i for i, line in enumerate(f) if i < num_embeddings}
@@ -479,6 +513,15 @@ def _recurrent(base: type[nn.RNNBase], name: str) -> type[nn.Module]:
     def extra_repr(self) -> str:
         return f"{base.extra_repr(self)}, output={self.output}"
 
+    def dp_output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        # closed form: running a recurrence on the meta device unrolls every time step
+        if len(in_shape) != 2 or in_shape[1] != self.input_size:
+            raise ValueError(f"expects (T, {self.input_size}) per sample, got {tuple(in_shape)}")
+        width = (2 if self.bidirectional else 1) * (
+            getattr(self, "proj_size", 0) or self.hidden_size
+        )
+        return (in_shape[0], width) if self.output == "all" else (width,)
+
     doc = (
         f"{name} over a (T, F) sequence, batch first; input_size is inferred. ``output``: last "
         "(N, D*H), all (N, T, D*H), mean or max over time (N, D*H)."
@@ -486,14 +529,17 @@ def _recurrent(base: type[nn.RNNBase], name: str) -> type[nn.Module]:
     return type(
         name,
         (_RecurrentMixin, base),
-        {"__init__": __init__, "forward": forward, "extra_repr": extra_repr, "__doc__": doc, "__module__": __name__},
+        {
+            "__init__": __init__,
+            "forward": forward,
+            "extra_repr": extra_repr,
+            "dp_output_shape": dp_output_shape,
+            "__doc__": doc,
+            "__module__": __name__,
+        },
     )
 
 
 RNN = register_layer("RNN", width_args=("hidden_size",))(_recurrent(nn.RNN, "RNN"))
 LSTM = register_layer("LSTM", width_args=("hidden_size",))(_recurrent(nn.LSTM, "LSTM"))
 GRU = register_layer("GRU", width_args=("hidden_size",))(_recurrent(nn.GRU, "GRU"))
-
-
-def _numel(shape: Sequence[int]) -> int:
-    return math.prod(shape)

@@ -40,9 +40,6 @@ _NOT_LAYERS = {
     "Buffer",
 }
 
-# Names that describe a step function: zero gradient almost everywhere, so nothing learns.
-STEP_NAMES = {"step", "heaviside", "binary_step", "binarystep", "sign", "unit_step", "threshold_step"}
-
 
 def _register_torch_layers() -> None:
     for name in dir(nn):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from deeppipe.pipelines import nodes
 
@@ -21,17 +21,17 @@ def _bind(func: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
 
 
 def experiment_pipeline(name: str, file: Path) -> Pipeline:
-    """Nodes read and write ``<name>.<dataset>``; conf/base/catalog.yml's factories place them on disk."""
-    d = f"{name}."
-    return Pipeline([
-        Node(_bind(nodes.resolve_spec, experiment=name, file=str(file)), "parameters", d + "spec",
-             name=d + "resolve_spec", tags=list(STAGES)),
-        Node(nodes.ingest, d + "spec", d + "dataset", name=d + "ingest", tags=["ingest"]),
-        Node(nodes.split, [d + "spec", d + "dataset"], d + "split", name=d + "split", tags=["split"]),
-        Node(nodes.train, [d + "spec", d + "dataset", d + "split"], [d + "model", d + "history"],
-             name=d + "train", tags=["train"]),
-        Node(nodes.evaluate, [d + "spec", d + "dataset", d + "split", d + "model", d + "history"],
-             [d + "metrics", d + "predictions", d + "plots"], name=d + "evaluate", tags=["evaluate"]),
-        Node(nodes.register, [d + "spec", d + "model", d + "metrics", d + "dataset", d + "split"],
-             d + "registry", name=d + "register", tags=["register"]),
+    """The stage nodes under Kedro's namespace ``name``: datasets become ``<name>.dataset`` etc.,
+    which conf/base/catalog.yml's factories place under data/."""
+    template = Pipeline([
+        Node(_bind(nodes.resolve_spec, experiment=name, file=str(file)), "parameters", "spec",
+             name="resolve_spec", tags=list(STAGES)),
+        Node(nodes.ingest, "spec", "dataset", name="ingest", tags=["ingest"]),
+        Node(nodes.split, ["spec", "dataset"], "split", name="split", tags=["split"]),
+        Node(nodes.train, ["spec", "dataset", "split"], ["model", "history"], name="train", tags=["train"]),
+        Node(nodes.evaluate, ["spec", "dataset", "split", "model", "history"], ["metrics", "predictions", "plots"],
+             name="evaluate", tags=["evaluate"]),
+        Node(nodes.register, ["spec", "model", "metrics", "dataset", "split"], "registry", name="register",
+             tags=["register"]),
     ])
+    return pipeline(template, namespace=name)

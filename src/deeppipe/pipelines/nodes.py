@@ -18,7 +18,6 @@ from deeppipe.artifact import ModelArtifact, assemble
 from deeppipe.data.task import Task
 from deeppipe.spec.loader import ResolvedSpec, load_spec
 from deeppipe.spec.paths import flatten
-from deeppipe.spec.schema import ExperimentSpec
 from deeppipe.tracking.tracker import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -32,8 +31,9 @@ def _tracker() -> Tracker:
 
 
 def spec_overrides(parameters: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``--params`` values that address the spec (sections of ExperimentSpec)."""
-    return {k: v for k, v in (parameters or {}).items() if k in ExperimentSpec.model_fields}
+    """The ``--params`` values: every one addresses the spec (conf/base/parameters.yml is empty),
+    so a misspelt section fails validation instead of being ignored."""
+    return dict(parameters or {})
 
 
 # --------------------------------------------------------------------------------- spec
@@ -117,7 +117,7 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
                                       device=device, seed=spec.seed)
     val_source = (TensorBatches(x[va], y[va], spec.train.eval_batch_size, shuffle=False, device=device)
                   if len(va) else None)
-    ckpt = MODELS_ROOT / rs.name / "checkpoints"
+    ckpt = checkpoint_dir(rs.name, rs.hash)
     _remember_run(ckpt, rs.hash, tracker)
     result = fit(net, train_source, val_source, spec.train, task, tracker=tracker, checkpoint_dir=ckpt,
                  seed=spec.seed, spec_hash=rs.hash)
@@ -127,6 +127,11 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     artifact = ModelArtifact(spec=spec.model_dump(mode="json"), meta=meta,
                              state_dict={k: v.detach().cpu() for k, v in net.state_dict().items()})
     return artifact, list(result.history)
+
+
+def checkpoint_dir(experiment: str, spec_hash: str) -> Path:
+    """One checkpoint folder per resolved spec: a changed value starts fresh, the same spec resumes."""
+    return MODELS_ROOT / experiment / "checkpoints" / spec_hash
 
 
 def _remember_run(ckpt: Path, spec_hash: str, tracker: Tracker) -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import mlflow
 
 MAX_PARAM_LEN = 6000  # MLflow 3's limit for a param value
+_BAD = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def mlflow_key(key: str) -> str:
+    """MLflow names allow no brackets: model.layers[3].Conv2d -> model.layers.3.Conv2d."""
+    return _BAD.sub("_", key.replace("[", ".").replace("]", ""))
 
 
 class MlflowTracker:
@@ -30,7 +37,7 @@ class MlflowTracker:
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
-        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+        batch = [Metric(mlflow_key(k), float(v), now, step or 0) for k, v in metrics.items()
                  if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
         for i in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[i : i + 1000], synchronous=True)
@@ -43,6 +50,7 @@ class MlflowTracker:
         existing = self.client.get_run(self.run_id).data.params
         items = []
         for k, v in params.items():
+            k = mlflow_key(k)
             text = str(v)[:MAX_PARAM_LEN]
             if k in existing:  # a resumed run: MLflow refuses to change a param, and it is the same spec
                 continue

@@ -8,21 +8,19 @@ meta.json); ``load_context`` rebuilds the network from the spec and loads the we
 
 from __future__ import annotations
 
-from typing import Any
-
 import mlflow
-import numpy as np
 from mlflow.pyfunc import PythonModel
 
 
 class DeeppipePyfunc(PythonModel):
-    def load_context(self, context: Any) -> None:
+    # No type hints on predict: MLflow would turn them into a (wrong) schema; the signature is logged.
+    def load_context(self, context):  # noqa: ANN001
         from deeppipe.artifact import load_artifact
 
         self.artifact = load_artifact(context.artifacts["model"])
         self.net = self.artifact.build()
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
         from deeppipe.artifact import serve_outputs
 
         return serve_outputs(self.artifact, self.net, model_input, (params or {}).get("output", "proba"))

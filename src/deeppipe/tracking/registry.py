@@ -71,7 +71,7 @@ def promote_if_better(name: str, version: str | int, metric: str, value: float, 
         "alias": alias,
         "metric": metric,
         "value": value,
-        "previous_version": None if current is None else current.version,
+        "previous_version": None if current is None else str(current.version),
         "previous_value": current_value,
         "promoted": bool(better),
     }

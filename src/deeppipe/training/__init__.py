@@ -23,7 +23,18 @@ from deeppipe.training.result import FitResult
 from deeppipe.training.schedules import SCHEDULES
 
 __all__ = [
-    "LOSSES", "OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig", "TrainingError",
-    "build_loss", "checkpoint_info", "fit", "plot_history", "predict", "register_loss",
-    "resolve_device", "seed_everything",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "FitResult",
+    "TrainConfig",
+    "TrainingError",
+    "build_loss",
+    "checkpoint_info",
+    "fit",
+    "plot_history",
+    "predict",
+    "register_loss",
+    "resolve_device",
+    "seed_everything",
 ]

@@ -9,7 +9,7 @@ from torch import nn
 
 from deeppipe.data.batches import BatchSource
 from deeppipe.data.task import Task
-from deeppipe.errors import SpecError
+from deeppipe.errors import SpecError, join_path
 from deeppipe.tracking.tracker import Tracker
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import deterministic_mode
@@ -25,14 +25,23 @@ def _as_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:
         return TrainConfig.model_validate(cfg or {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = "train." + ".".join(str(p) for p in err["loc"])
+        path = join_path("train", *err["loc"])
         raise SpecError(err["msg"], path=path, found=err.get("input", ...)) from None
 
 
-def fit(model: nn.Module, train: BatchSource, val: BatchSource | None,
-        cfg: TrainConfig | dict[str, Any], task: Task, *, tracker: Tracker | None = None,
-        checkpoint_dir: Path | None = None, seed: int = 0, spec_hash: str | None = None,
-        metrics_fn=None) -> FitResult:
+def fit(
+    model: nn.Module,
+    train: BatchSource,
+    val: BatchSource | None,
+    cfg: TrainConfig | dict[str, Any],
+    task: Task,
+    *,
+    tracker: Tracker | None = None,
+    checkpoint_dir: Path | None = None,
+    seed: int = 0,
+    spec_hash: str | None = None,
+    metrics_fn=None,
+) -> FitResult:
     """Train ``model`` on batches from ``train``, validating on ``val`` after every epoch.
 
     The model is moved to ``cfg.device`` and left holding the final weights (the best epoch's
@@ -45,8 +54,13 @@ def fit(model: nn.Module, train: BatchSource, val: BatchSource | None,
     from deeppipe.training import distributed
 
     with deterministic_mode(cfg.deterministic):
-        kwargs = dict(tracker=tracker, checkpoint_dir=checkpoint_dir, seed=seed,
-                      spec_hash=spec_hash, metrics_fn=metrics_fn)
+        kwargs = dict(
+            tracker=tracker,
+            checkpoint_dir=checkpoint_dir,
+            seed=seed,
+            spec_hash=spec_hash,
+            metrics_fn=metrics_fn,
+        )
         if distributed.in_torchrun():  # started by torchrun: this process is one rank
             result, _ = distributed.run_rank(model, train, val, cfg, task, **kwargs)
             return result

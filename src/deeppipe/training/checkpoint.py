@@ -96,4 +96,6 @@ def checkpoint_info(checkpoint_dir: str | Path | None) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             pass
     payload = load(directory)
-    return {k: payload.get(k) for k in ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")}
+    return {
+        k: payload.get(k) for k in ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")
+    }

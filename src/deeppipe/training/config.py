@@ -130,7 +130,8 @@ class TrainConfig(_Strict):
     grad_accumulation: PositiveInt = 1
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
-    compile: bool = False
+    # true, or torch.compile's keyword arguments: {mode: max-autotune, backend: inductor, dynamic: true}
+    compile: bool | dict[str, Any] = False
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     distributed: DistributedConfig | None = None
     log_every: PositiveInt = 25  # steps between progress-bar refreshes and gradient-norm samples

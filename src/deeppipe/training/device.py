@@ -36,13 +36,21 @@ def resolve_device(name: str = "auto", *, path: str = "train.device") -> torch.d
         return torch.device("cpu")
     if text == "mps":
         if not _mps_available():
-            raise SpecError("Apple MPS is not available on this machine", path=path,
-                            expected="auto or cpu", found=name)
+            raise SpecError(
+                "Apple MPS is not available on this machine",
+                path=path,
+                expected="auto or cpu",
+                found=name,
+            )
         return torch.device("mps")
     if text == "cuda" or text.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise SpecError("CUDA is not available on this machine (torch "
-                            f"{torch.__version__})", path=path, expected="auto or cpu", found=name)
+            raise SpecError(
+                f"CUDA is not available on this machine (torch {torch.__version__})",
+                path=path,
+                expected="auto or cpu",
+                found=name,
+            )
         if text == "cuda":
             return torch.device("cuda")
         index = text.split(":", 1)[1]
@@ -50,11 +58,20 @@ def resolve_device(name: str = "auto", *, path: str = "train.device") -> torch.d
             raise SpecError("bad CUDA device index", path=path, expected="cuda:N", found=name)
         count = torch.cuda.device_count()
         if int(index) >= count:
-            raise SpecError(f"this machine has {count} CUDA device(s)", path=path,
-                            expected=f"cuda:0 .. cuda:{count - 1}", found=name)
+            raise SpecError(
+                f"this machine has {count} CUDA device(s)",
+                path=path,
+                expected=f"cuda:0 .. cuda:{count - 1}",
+                found=name,
+            )
         return torch.device("cuda", int(index))
-    raise SpecError("unknown device", path=path, expected=f"one of {', '.join(_NAMES)}",
-                    found=name, candidates=("auto", "cpu", "cuda", "mps"))
+    raise SpecError(
+        "unknown device",
+        path=path,
+        expected=f"one of {', '.join(_NAMES)}",
+        found=name,
+        candidates=("auto", "cpu", "cuda", "mps"),
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -74,9 +91,12 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     # cuBLAS needs a fixed workspace to be deterministic; only takes effect before CUDA starts.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)

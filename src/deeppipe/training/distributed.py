@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -27,6 +28,7 @@ from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
 from deeppipe.tracking.tracker import NullTracker, Tracker
 from deeppipe.training.config import TrainConfig
+from deeppipe.training.device import deterministic_mode
 from deeppipe.training.errors import TrainingError
 from deeppipe.training.result import FitResult
 
@@ -41,8 +43,12 @@ def _backend(cfg: TrainConfig, device: torch.device) -> str:
     if name == "auto":
         return "nccl" if device.type == "cuda" else "gloo"
     if name == "nccl" and device.type != "cuda":
-        raise SpecError("the nccl backend needs CUDA devices", path="train.distributed.backend",
-                        expected="gloo on CPU", found=name)
+        raise SpecError(
+            "the nccl backend needs CUDA devices",
+            path="train.distributed.backend",
+            expected="gloo on CPU",
+            found=name,
+        )
     return name
 
 
@@ -81,9 +87,19 @@ class _OnDevice:
             yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
 
 
-def run_rank(model: nn.Module, train: BatchSource, val: BatchSource | None, cfg: TrainConfig,
-             task: Task, *, tracker: Tracker | None, checkpoint_dir: Path | None, seed: int,
-             spec_hash: str | None, metrics_fn: Any) -> tuple[FitResult, dict | None]:
+def run_rank(
+    model: nn.Module,
+    train: BatchSource,
+    val: BatchSource | None,
+    cfg: TrainConfig,
+    task: Task,
+    *,
+    tracker: Tracker | None,
+    checkpoint_dir: Path | None,
+    seed: int,
+    spec_hash: str | None,
+    metrics_fn: Any,
+) -> tuple[FitResult, dict | None]:
     """Train as one rank of an initialised (or to-be-initialised) process group."""
     from deeppipe.training.trainer import Trainer
 
@@ -93,13 +109,23 @@ def run_rank(model: nn.Module, train: BatchSource, val: BatchSource | None, cfg:
         dist.init_process_group(_backend(cfg, device))
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
-        trainer = Trainer(model, _OnDevice(train, device), val and _OnDevice(val, device), cfg,
-                          task, tracker=tracker if rank == 0 else None,
-                          checkpoint_dir=checkpoint_dir, seed=seed, spec_hash=spec_hash,
-                          metrics_fn=metrics_fn, rank=rank, world=world, device=device)
+        trainer = Trainer(
+            model,
+            _OnDevice(train, device),
+            val and _OnDevice(val, device),
+            cfg,
+            task,
+            tracker=tracker if rank == 0 else None,
+            checkpoint_dir=checkpoint_dir,
+            seed=seed,
+            spec_hash=spec_hash,
+            metrics_fn=metrics_fn,
+            rank=rank,
+            world=world,
+            device=device,
+        )
         result = trainer.run()
-        state = ({k: v.detach().cpu() for k, v in model.state_dict().items()}
-                 if rank == 0 else None)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if rank == 0 else None
         dist.barrier()
         return result, state
     finally:
@@ -114,14 +140,26 @@ def _worker(model, train, val, cfg, task, checkpoint_dir, seed, spec_hash, metri
     # torch.multiprocessing hands CPU tensors over in shared memory: without a private copy
     # every rank's optimizer would step the same parameters (and the caller's model).
     model = copy.deepcopy(model)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    torch.set_num_threads(
+        max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    )
     tracker = _QueueTracker(q) if q is not None and os.environ.get("RANK") == "0" else None
     try:
-        result, state = run_rank(model, train, val, cfg, task, tracker=tracker,
-                                 checkpoint_dir=checkpoint_dir, seed=seed, spec_hash=spec_hash,
-                                 metrics_fn=metrics_fn)
-    except TrainingError as exc:  # re-raised by the launcher as a ChildFailedError otherwise
-        return {"error": str(exc)}
+        with deterministic_mode(cfg.deterministic):
+            result, state = run_rank(
+                model,
+                train,
+                val,
+                cfg,
+                task,
+                tracker=tracker,
+                checkpoint_dir=checkpoint_dir,
+                seed=seed,
+                spec_hash=spec_hash,
+                metrics_fn=metrics_fn,
+            )
+    except click.ClickException as exc:  # a spec mistake or a diverged run: report it cleanly
+        return {"error": str(exc)}  # (raised, the launcher would wrap it in ChildFailedError)
     return {"result": result, "state": state}
 
 
@@ -135,9 +173,19 @@ def _relay(q: Any, tracker: Tracker, stop: threading.Event) -> None:
             tracker.log_metrics(metrics, step=step)
 
 
-def launch(model: nn.Module, train: BatchSource, val: BatchSource | None, cfg: TrainConfig,
-           task: Task, *, tracker: Tracker | None, checkpoint_dir: Path | None, seed: int,
-           spec_hash: str | None, metrics_fn: Any) -> FitResult:
+def launch(
+    model: nn.Module,
+    train: BatchSource,
+    val: BatchSource | None,
+    cfg: TrainConfig,
+    task: Task,
+    *,
+    tracker: Tracker | None,
+    checkpoint_dir: Path | None,
+    seed: int,
+    spec_hash: str | None,
+    metrics_fn: Any,
+) -> FitResult:
     """Run ``nproc_per_node`` ranks on this machine via elastic_launch and collect rank 0's
     result; the trained weights are loaded into ``model``."""
     import multiprocessing as mp
@@ -149,18 +197,27 @@ def launch(model: nn.Module, train: BatchSource, val: BatchSource | None, cfg: T
     try:
         pickle.dumps(args)
     except Exception as exc:  # spawn pickles them: say which object is to blame
-        raise TrainingError(f"train.distributed needs picklable model, data and metrics_fn "
-                            f"(spawned worker processes receive them): {exc}") from exc
+        raise TrainingError(
+            f"train.distributed needs picklable model, data and metrics_fn "
+            f"(spawned worker processes receive them): {exc}"
+        ) from exc
     q = mp.get_context("spawn").Queue() if tracker is not None else None
     stop = threading.Event()
     relay = None
     if q is not None:
         relay = threading.Thread(target=_relay, args=(q, tracker, stop), daemon=True)
         relay.start()
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
-                          run_id=f"deeppipe-{uuid.uuid4().hex[:8]}", rdzv_backend="c10d",
-                          rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2,
-                          start_method="spawn")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"deeppipe-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.2,
+        start_method="spawn",
+    )
     try:
         outputs = elastic_launch(config, _worker)(*args, q)
     finally:

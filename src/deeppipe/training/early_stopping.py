@@ -21,8 +21,9 @@ def direction(metric: str, mode: str = "auto") -> str:
 class BestTracker:
     """Follows one metric; says whether the epoch improved on the best by more than min_delta."""
 
-    def __init__(self, monitor: str, mode: str = "auto", min_delta: float = 0.0,
-                 patience: int | None = None) -> None:
+    def __init__(
+        self, monitor: str, mode: str = "auto", min_delta: float = 0.0, patience: int | None = None
+    ) -> None:
         self.monitor, self.mode = monitor, direction(monitor, mode)
         self.min_delta, self.patience = min_delta, patience
         self.best: float | None = None
@@ -33,8 +34,13 @@ class BestTracker:
         """Record the epoch; True when it is the new best."""
         if self.monitor not in metrics:
             known = sorted(k for k in metrics if k != "epoch")
-            raise SpecError(f"metric '{self.monitor}' is not logged", path="train.early_stopping.monitor",
-                            expected=f"one of {', '.join(known)}", found=self.monitor, candidates=known)
+            raise SpecError(
+                f"metric '{self.monitor}' is not logged",
+                path="train.early_stopping.monitor",
+                expected=f"one of {', '.join(known)}",
+                found=self.monitor,
+                candidates=known,
+            )
         value = float(metrics[self.monitor])
         if math.isnan(value):
             improved = False
@@ -65,7 +71,10 @@ def build_tracker(cfg: EarlyStoppingConfig | None, has_val: bool) -> BestTracker
     if cfg is None:
         return BestTracker("val/loss" if has_val else "train/loss")
     if cfg.monitor.startswith("val/") and not has_val:
-        raise SpecError("early stopping monitors a validation metric but there is no validation set",
-                        path="train.early_stopping.monitor", expected="a validation split (data.split.val)",
-                        found=cfg.monitor)
+        raise SpecError(
+            "early stopping monitors a validation metric but there is no validation set",
+            path="train.early_stopping.monitor",
+            expected="a validation split (data.split.val)",
+            found=cfg.monitor,
+        )
     return BestTracker(cfg.monitor, cfg.mode, cfg.min_delta, cfg.patience)

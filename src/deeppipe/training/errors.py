@@ -18,9 +18,14 @@ class TrainingError(click.ClickException):
 
 
 def oom_message(batch_size: int, accumulation: int, device: str, precision: str) -> str:
-    tips = [f"lower train.batch_size (now {batch_size})",
-            f"and raise train.grad_accumulation (now {accumulation}) to keep the effective batch"]
+    tips = [
+        f"lower train.batch_size (now {batch_size})",
+        f"and raise train.grad_accumulation (now {accumulation}) to keep the effective batch",
+    ]
     if precision == "fp32":
         tips.append("use train.precision: bf16 (or fp16) to halve activation memory")
-    return (f"out of memory on {device} with train.batch_size {batch_size}: "
-            + "; ".join(tips) + "; or lower train.eval_batch_size for validation.")
+    return (
+        f"out of memory on {device} with train.batch_size {batch_size}: "
+        + "; ".join(tips)
+        + "; or lower train.eval_batch_size for validation."
+    )

@@ -83,15 +83,23 @@ class _Weighted:
 
 
 @register_loss("cross_entropy", aliases=("ce", "categorical_cross_entropy", "softmax"))
-def cross_entropy(label_smoothing: float = 0.0, class_weights: Sequence[float] | None = None,
-                  ignore_index: int = -100) -> LossFn:
+def cross_entropy(
+    label_smoothing: float = 0.0,
+    class_weights: Sequence[float] | None = None,
+    ignore_index: int = -100,
+) -> LossFn:
     """Softmax cross-entropy on logits; optional label smoothing and per-class weights."""
     held = _Weighted(class_weights)
 
     def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out, y = _flat_logits(out, y)
-        return F.cross_entropy(out, y, weight=held.weight(out), ignore_index=ignore_index,
-                               label_smoothing=label_smoothing)
+        return F.cross_entropy(
+            out,
+            y,
+            weight=held.weight(out),
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+        )
 
     return fn
 
@@ -140,8 +148,15 @@ def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
         target_lengths = (y != pad).sum(dim=1)
         input_lengths = torch.full((n,), t, dtype=torch.long, device=out.device)
         targets = y.clamp_min(0).long()
-        return F.ctc_loss(logp, targets, input_lengths, target_lengths, blank=blank,
-                          reduction="mean", zero_infinity=zero_infinity)
+        return F.ctc_loss(
+            logp,
+            targets,
+            input_lengths,
+            target_lengths,
+            blank=blank,
+            reduction="mean",
+            zero_infinity=zero_infinity,
+        )
 
     return fn
 
@@ -161,12 +176,17 @@ def reconstruction_mae() -> LossFn:
 @register_loss("reconstruction_bce")
 def reconstruction_bce() -> LossFn:
     """Autoencoder reconstruction of [0, 1] inputs: BCE on logits against the input."""
-    return lambda out, x: F.binary_cross_entropy_with_logits(out.float(),
-                                                             x.reshape(out.shape).float())
+    return lambda out, x: F.binary_cross_entropy_with_logits(
+        out.float(), x.reshape(out.shape).float()
+    )
 
 
-DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "bce_with_logits",
-                "regression": "mse", "reconstruction": "reconstruction"}
+DEFAULT_LOSS = {
+    "multiclass": "cross_entropy",
+    "binary": "bce_with_logits",
+    "regression": "mse",
+    "reconstruction": "reconstruction",
+}
 
 
 def build_loss(cfg: LossConfig | None, task: Task, *, path: str = "train.loss") -> LossFn:

@@ -44,8 +44,9 @@ class Mixer:
         return cutmix(x, perm, lam, self.rng)
 
 
-def cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float,
-           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+def cutmix(
+    x: torch.Tensor, perm: torch.Tensor, lam: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Paste a box of area (1 - lam) from the permuted batch; lam is corrected for clipping."""
     if x.dim() < 3:
         raise ValueError("cutmix needs spatial inputs (N, C, H, W) or (N, C, L)")

@@ -19,33 +19,47 @@ from deeppipe.training.params import select, weight_names
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
 OPTIMIZERS.add("sgd", torch.optim.SGD, doc="SGD with optional momentum, Nesterov and dampening")
-OPTIMIZERS.add("adagrad", torch.optim.Adagrad, doc="AdaGrad: step lr / sqrt(sum g^2) keeps shrinking")
+OPTIMIZERS.add(
+    "adagrad", torch.optim.Adagrad, doc="AdaGrad: step lr / sqrt(sum g^2) keeps shrinking"
+)
 OPTIMIZERS.add("rmsprop", torch.optim.RMSprop, doc="RMSProp: step scaled by a moving RMS of g")
 OPTIMIZERS.add("adam", torch.optim.Adam, doc="Adam (first moment = momentum)")
 OPTIMIZERS.add("adamw", torch.optim.AdamW, doc="Adam with decoupled weight decay")
 # Every other torch.optim class by its own name (NAdam, RAdam, Adadelta, Adamax, LBFGS, ...).
 for _name, _cls in vars(torch.optim).items():
-    if (isinstance(_cls, type) and issubclass(_cls, torch.optim.Optimizer)
-            and _cls is not torch.optim.Optimizer and _name.lower() not in OPTIMIZERS):
+    if (
+        isinstance(_cls, type)
+        and issubclass(_cls, torch.optim.Optimizer)
+        and _cls is not torch.optim.Optimizer
+        and _name.lower() not in OPTIMIZERS
+    ):
         OPTIMIZERS.add(_name, _cls)
 
 
 def _valid_kwargs(cls: type) -> list[str]:
     sig = inspect.signature(cls.__init__)
-    return [n for n, p in sig.parameters.items()
-            if n not in ("self", "params") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        n
+        for n, p in sig.parameters.items()
+        if n not in ("self", "params") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
 
 
 def _check(keys: dict[str, Any], valid: list[str], path: str) -> None:
     for key in keys:
         if key not in valid:
-            raise SpecError(f"unknown argument '{key}'", path=f"{path}.{key}",
-                            expected=f"one of {', '.join(valid)}", found=key,
-                            suggestion=closest(key, valid))
+            raise SpecError(
+                f"unknown argument '{key}'",
+                path=f"{path}.{key}",
+                expected=f"one of {', '.join(valid)}",
+                found=key,
+                suggestion=closest(key, valid),
+            )
 
 
-def build_optimizer(model: nn.Module, cfg: OptimizerConfig,
-                    *, path: str = "train.optimizer") -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: OptimizerConfig, *, path: str = "train.optimizer"
+) -> torch.optim.Optimizer:
     """An optimizer over the trainable parameters, grouped by pattern and by decay/no-decay."""
     cls = OPTIMIZERS.get(cfg.name, path=f"{path}.name")
     valid = _valid_kwargs(cls)

@@ -42,8 +42,17 @@ def weight_names(model: nn.Module) -> set[str]:
 
 
 def matches(name: str, pattern: str) -> bool:
-    """Glob on the full parameter name; a module name also matches everything below it."""
-    return fnmatchcase(name, pattern) or fnmatchcase(name, pattern.rstrip(".") + ".*")
+    """Glob on the dotted parameter name or any tail of it starting at a dot.
+
+    A module name also matches everything below it, so ``conv1`` matches ``body.conv1.weight``
+    (the model may sit inside a wrapper such as the normalising front of deeppipe's Network).
+    """
+    parts = name.split(".")
+    for i in range(len(parts)):
+        tail = ".".join(parts[i:])
+        if fnmatchcase(tail, pattern) or fnmatchcase(tail, pattern.rstrip(".") + ".*"):
+            return True
+    return False
 
 
 def select(model: nn.Module, patterns: list[str], *, path: str) -> list[str]:
@@ -54,12 +63,15 @@ def select(model: nn.Module, patterns: list[str], *, path: str) -> list[str]:
         hit = [n for n in names if matches(n, pat)]
         if not hit:
             modules = sorted({n.rsplit(".", 1)[0] for n in names if "." in n} | set(names))
-            raise SpecError("pattern matches no parameter of the model",
-                            path=f"{path}[{i}]" if len(patterns) > 1 or path.endswith("freeze")
-                            else path,
-                            expected="a glob over parameter names, e.g. "
-                                     + ", ".join(modules[:4]) + (", ..." if len(modules) > 4 else ""),
-                            found=pat, suggestion=closest(pat, modules))
+            raise SpecError(
+                "pattern matches no parameter of the model",
+                path=f"{path}[{i}]" if len(patterns) > 1 or path.endswith("freeze") else path,
+                expected="a glob over parameter names, e.g. "
+                + ", ".join(modules[:4])
+                + (", ..." if len(modules) > 4 else ""),
+                found=pat,
+                suggestion=closest(pat, modules),
+            )
         chosen.extend(h for h in hit if h not in chosen)
     return chosen
 

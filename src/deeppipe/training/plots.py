@@ -27,8 +27,13 @@ def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
     for ax, (title, series, logy) in zip(axes[0], panels):
         for key in series:
             pts = [(e, h[key]) for e, h in zip(epochs, history) if key in h]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3,
-                    label=key.split("/")[0] if "/" in key else key)
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                ms=3,
+                label=key.split("/")[0] if "/" in key else key,
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if logy:

@@ -17,8 +17,13 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def predict(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int = 1024,
-            device: str | torch.device | None = None) -> np.ndarray:
+def predict(
+    model: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
     """Outputs (logits for classifiers) as float32 numpy, computed batch by batch.
 
     The model is put in eval mode (dropout off, batch norm uses running statistics) and put
@@ -37,8 +42,12 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int =
                 outs.append(out.float().cpu())
     finally:
         model.train(was_training)
-    if not outs:
-        with torch.inference_mode():
-            shape = model(xt[:1].to(dev)).shape[1:] if len(xt) else ()
-        return np.zeros((0, *shape), dtype=np.float32)
+    if not outs:  # no rows: still the right trailing shape when the model accepts 0 rows
+        try:
+            with torch.inference_mode():
+                return model.eval()(xt[:0].to(dev)).float().cpu().numpy()
+        except RuntimeError:
+            return np.zeros((0,), dtype=np.float32)
+        finally:
+            model.train(was_training)
     return torch.cat(outs).numpy()

@@ -28,8 +28,9 @@ def coefficients(cfg: RegularizationConfig | None) -> tuple[float, float]:
     return a1, a2
 
 
-def build_penalty(model: nn.Module,
-                  cfg: RegularizationConfig | None) -> Callable[[], torch.Tensor] | None:
+def build_penalty(
+    model: nn.Module, cfg: RegularizationConfig | None
+) -> Callable[[], torch.Tensor] | None:
     """A zero-argument function returning the current penalty, or None when there is none."""
     a1, a2 = coefficients(cfg)
     if a1 == 0 and a2 == 0:

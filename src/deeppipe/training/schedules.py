@@ -36,36 +36,73 @@ def _cosine(opt, T_max: int | None = None, eta_min: float = 0.0, *, _units: int)
     return tls.CosineAnnealingLR(opt, T_max=T_max or max(1, _units), eta_min=eta_min)
 
 
-def _onecycle(opt, max_lr: float | list[float] | None = None, pct_start: float = 0.3,
-              anneal_strategy: str = "cos", div_factor: float = 25.0,
-              final_div_factor: float = 1e4, three_phase: bool = False,
-              cycle_momentum: bool = True, *, _units: int) -> tls.LRScheduler:
+def _onecycle(
+    opt,
+    max_lr: float | list[float] | None = None,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+    cycle_momentum: bool = True,
+    *,
+    _units: int,
+) -> tls.LRScheduler:
     if max_lr is None:  # peak at the spec's learning rate(s)
         max_lr = [g["lr"] for g in opt.param_groups]
     has_momentum = all("momentum" in g or "betas" in g for g in opt.param_groups)
-    return tls.OneCycleLR(opt, max_lr=max_lr, total_steps=max(1, _units), pct_start=pct_start,
-                          anneal_strategy=anneal_strategy, div_factor=div_factor,
-                          final_div_factor=final_div_factor, three_phase=three_phase,
-                          cycle_momentum=cycle_momentum and has_momentum)
+    return tls.OneCycleLR(
+        opt,
+        max_lr=max_lr,
+        total_steps=max(1, _units),
+        pct_start=pct_start,
+        anneal_strategy=anneal_strategy,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        three_phase=three_phase,
+        cycle_momentum=cycle_momentum and has_momentum,
+    )
 
 
 # name -> (factory, default interval, needs the number of units it runs for)
 SCHEDULES: Registry[tuple[Any, str, bool]] = Registry("schedule")
-SCHEDULES.add("inverse_time", (_inverse_time, "epoch", False), aliases=("inverse_time_decay",),
-              doc="lr0 / (1 + k * epoch)")
-SCHEDULES.add("step", (tls.StepLR, "epoch", False), aliases=("steplr",), doc="x gamma every step_size")
-SCHEDULES.add("multistep", (tls.MultiStepLR, "epoch", False), aliases=("multi_step",),
-              doc="x gamma at each milestone")
-SCHEDULES.add("exponential", (tls.ExponentialLR, "epoch", False), aliases=("exp",),
-              doc="x gamma every epoch")
+SCHEDULES.add(
+    "inverse_time",
+    (_inverse_time, "epoch", False),
+    aliases=("inverse_time_decay",),
+    doc="lr0 / (1 + k * epoch)",
+)
+SCHEDULES.add(
+    "step", (tls.StepLR, "epoch", False), aliases=("steplr",), doc="x gamma every step_size"
+)
+SCHEDULES.add(
+    "multistep",
+    (tls.MultiStepLR, "epoch", False),
+    aliases=("multi_step",),
+    doc="x gamma at each milestone",
+)
+SCHEDULES.add(
+    "exponential", (tls.ExponentialLR, "epoch", False), aliases=("exp",), doc="x gamma every epoch"
+)
 SCHEDULES.add("cosine", (_cosine, "epoch", True), doc="cosine annealing to eta_min over T_max")
-SCHEDULES.add("cosine_restarts", (tls.CosineAnnealingWarmRestarts, "epoch", False),
-              aliases=("cosine_warm_restarts", "sgdr"), doc="cosine with restarts (SGDR): T_0, T_mult")
-SCHEDULES.add("onecycle", (_onecycle, "step", True), aliases=("one_cycle",),
-              doc="one-cycle policy, per batch")
-SCHEDULES.add("plateau", (tls.ReduceLROnPlateau, "epoch", False),
-              aliases=("reduce_on_plateau", "reducelronplateau"), doc="x factor when a metric stalls")
-SCHEDULES.add("constant", (None, "epoch", False), aliases=("none",), doc="no schedule (warm-up only)")
+SCHEDULES.add(
+    "cosine_restarts",
+    (tls.CosineAnnealingWarmRestarts, "epoch", False),
+    aliases=("cosine_warm_restarts", "sgdr"),
+    doc="cosine with restarts (SGDR): T_0, T_mult",
+)
+SCHEDULES.add(
+    "onecycle", (_onecycle, "step", True), aliases=("one_cycle",), doc="one-cycle policy, per batch"
+)
+SCHEDULES.add(
+    "plateau",
+    (tls.ReduceLROnPlateau, "epoch", False),
+    aliases=("reduce_on_plateau", "reducelronplateau"),
+    doc="x factor when a metric stalls",
+)
+SCHEDULES.add(
+    "constant", (None, "epoch", False), aliases=("none",), doc="no schedule (warm-up only)"
+)
 _OWN = set(SCHEDULES.names(include_aliases=True))
 
 
@@ -76,16 +113,27 @@ def _lookup(name: str, path: str) -> tuple[Any, str, bool]:
     if isinstance(cls, type) and issubclass(cls, tls.LRScheduler | tls.ReduceLROnPlateau):
         return cls, "epoch", False
     names = sorted(_OWN | {n for n in dir(tls) if n.endswith("LR")})
-    raise SpecError(f"unknown schedule '{name}'", path=f"{path}.name",
-                    expected=f"one of {', '.join(SCHEDULES.names())} or a torch scheduler class",
-                    found=name, suggestion=closest(name, names))
+    raise SpecError(
+        f"unknown schedule '{name}'",
+        path=f"{path}.name",
+        expected=f"one of {', '.join(SCHEDULES.names())} or a torch scheduler class",
+        found=name,
+        suggestion=closest(name, names),
+    )
 
 
 class Schedule:
     """Steps a torch scheduler per batch or per epoch, after an optional linear warm-up."""
 
-    def __init__(self, opt: torch.optim.Optimizer, cfg: ScheduleConfig, *, epochs: int,
-                 steps_per_epoch: int, path: str = "train.schedule") -> None:
+    def __init__(
+        self,
+        opt: torch.optim.Optimizer,
+        cfg: ScheduleConfig,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        path: str = "train.schedule",
+    ) -> None:
         factory, default_interval, needs_units = _lookup(cfg.name, path)
         self.opt = opt
         self.interval = default_interval if cfg.interval == "auto" else cfg.interval
@@ -94,10 +142,13 @@ class Schedule:
         self.start_factor = cfg.warmup_start_factor
         self.monitor = cfg.monitor
         self.step_count = 0
+        self.warm_epoch = False  # did the current epoch contain warm-up steps?
         self.base_lrs = [g["lr"] for g in opt.param_groups]
         self.is_plateau = factory is tls.ReduceLROnPlateau
         total = epochs * steps_per_epoch if self.interval == "step" else epochs
-        warm_units = self.warmup if self.interval == "step" else math.ceil(self.warmup / steps_per_epoch)
+        warm_units = (
+            self.warmup if self.interval == "step" else math.ceil(self.warmup / steps_per_epoch)
+        )
         kwargs = cfg.kwargs()
         if self.is_plateau and cfg.mode != "auto":
             kwargs.setdefault("mode", cfg.mode)
@@ -124,6 +175,7 @@ class Schedule:
         """Called after every optimizer step."""
         self.step_count += 1
         if self.step_count <= self.warmup:
+            self.warm_epoch = True
             self._set_factor(self._warm_factor(self.step_count))
             return
         if self.interval == "step" and self.main is not None and not self.is_plateau:
@@ -131,17 +183,31 @@ class Schedule:
 
     def after_epoch(self, metrics: dict[str, float]) -> None:
         """Called at the end of every epoch with that epoch's logged metrics."""
-        if self.in_warmup or self.interval != "epoch" or self.main is None:
-            return
+        warm, self.warm_epoch = self.warm_epoch or self.in_warmup, False
+        if warm or self.interval != "epoch" or self.main is None:
+            return  # per-epoch schedules start with the first epoch after the warm-up
         if self.is_plateau:
-            key = self.monitor if self.monitor in metrics else "train/loss"
+            key = self.monitor
+            if key not in metrics and key == "val/loss" and "train/loss" in metrics:
+                key = "train/loss"  # no validation set: the default falls back to training loss
+            if key not in metrics:
+                known = sorted(k for k in metrics if k != "epoch")
+                raise SpecError(
+                    f"metric '{key}' is not logged",
+                    path="train.schedule.monitor",
+                    expected=f"one of {', '.join(known)}",
+                    found=key,
+                    candidates=known,
+                )
             self.main.step(metrics[key])
         else:
             self.main.step()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step_count": self.step_count,
-                "main": None if self.main is None else self.main.state_dict()}
+        return {
+            "step_count": self.step_count,
+            "main": None if self.main is None else self.main.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step_count"])
@@ -154,8 +220,9 @@ def _higher_is_better(metric: str) -> bool:
     return not any(t in metric.lower() for t in low)
 
 
-def _construct(factory: Any, opt: torch.optim.Optimizer, kwargs: dict, path: str,
-               extra: dict) -> Any:
+def _construct(
+    factory: Any, opt: torch.optim.Optimizer, kwargs: dict, path: str, extra: dict
+) -> Any:
     import inspect
 
     params = inspect.signature(factory).parameters
@@ -163,15 +230,22 @@ def _construct(factory: Any, opt: torch.optim.Optimizer, kwargs: dict, path: str
     valid = [n for n in params if n not in skip]
     for k in kwargs:
         if k not in valid:
-            raise SpecError(f"unknown argument '{k}'", path=f"{path}.{k}",
-                            expected=f"one of {', '.join(valid)}", found=k,
-                            suggestion=closest(k, valid))
+            raise SpecError(
+                f"unknown argument '{k}'",
+                path=f"{path}.{k}",
+                expected=f"one of {', '.join(valid)}",
+                found=k,
+                suggestion=closest(k, valid),
+            )
     try:
         return factory(opt, **kwargs, **extra)
     except (TypeError, ValueError) as exc:
         raise SpecError(str(exc), path=path, found=kwargs) from None
 
 
-def build_schedule(opt: torch.optim.Optimizer, cfg: ScheduleConfig | None, *, epochs: int,
-                   steps_per_epoch: int) -> Schedule | None:
-    return None if cfg is None else Schedule(opt, cfg, epochs=epochs, steps_per_epoch=steps_per_epoch)
+def build_schedule(
+    opt: torch.optim.Optimizer, cfg: ScheduleConfig | None, *, epochs: int, steps_per_epoch: int
+) -> Schedule | None:
+    return (
+        None if cfg is None else Schedule(opt, cfg, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    )

@@ -21,7 +21,7 @@ from torch import nn
 
 from deeppipe.data.batches import BatchSource
 from deeppipe.data.task import Task
-from deeppipe.errors import SpecError
+from deeppipe.errors import SpecError, closest
 from deeppipe.tracking.tracker import NullTracker, Tracker
 from deeppipe.training import checkpoint as ckpt
 from deeppipe.training.config import TrainConfig
@@ -44,11 +44,23 @@ _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (Run
 class Trainer:
     """Trains ``model`` on ``train`` as ``cfg`` says; ``rank``/``world`` > 1 inside DDP workers."""
 
-    def __init__(self, model: nn.Module, train: BatchSource, val: BatchSource | None,
-                 cfg: TrainConfig, task: Task, *, tracker: Tracker | None = None,
-                 checkpoint_dir: Path | None = None, seed: int = 0, spec_hash: str | None = None,
-                 metrics_fn: MetricsFn | None = None, rank: int = 0, world: int = 1,
-                 device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train: BatchSource,
+        val: BatchSource | None,
+        cfg: TrainConfig,
+        task: Task,
+        *,
+        tracker: Tracker | None = None,
+        checkpoint_dir: Path | None = None,
+        seed: int = 0,
+        spec_hash: str | None = None,
+        metrics_fn: MetricsFn | None = None,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | None = None,
+    ) -> None:
         self.model, self.train_src, self.val_src = model, train, val
         self.cfg, self.task, self.seed, self.spec_hash = cfg, task, seed, spec_hash
         self.tracker = tracker or NullTracker()
@@ -57,9 +69,12 @@ class Trainer:
         self.main = rank == 0
         self.device = device or resolve_device(cfg.device)
         if task.kind == "reconstruction" and (cfg.mixup or cfg.cutmix):
-            raise SpecError("mixup/cutmix mix labels; an autoencoder has none",
-                            path="train.mixup" if cfg.mixup else "train.cutmix",
-                            expected="no mixing for task 'reconstruction'", found="set")
+            raise SpecError(
+                "mixup/cutmix mix labels; an autoencoder has none",
+                path="train.mixup" if cfg.mixup else "train.cutmix",
+                expected="no mixing for task 'reconstruction'",
+                found="set",
+            )
         seed_everything(seed)
         self._setup()
 
@@ -73,14 +88,15 @@ class Trainer:
         self.opt = build_optimizer(self.model, cfg.optimizer)
         self.params = [p for g in self.opt.param_groups for p in g["params"]]
         self.steps_per_epoch = math.ceil(len(self.train_src) / cfg.grad_accumulation)
-        self.schedule = build_schedule(self.opt, cfg.schedule, epochs=cfg.epochs,
-                                       steps_per_epoch=self.steps_per_epoch)
+        self.schedule = build_schedule(
+            self.opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch
+        )
         self.loss_fn = build_loss(cfg.loss, self.task)
         self.penalty = build_penalty(self.model, cfg.regularization)
         self.mixer = Mixer(cfg.mixup, cfg.cutmix, self.seed)
         self.best = build_tracker(cfg.early_stopping, self.val_src is not None)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-        self.scaler = (torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None)
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         self.history: list[dict[str, float]] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.start_epoch, self.resumed_from, self.finished = 0, None, False
@@ -92,7 +108,20 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
         if cfg.compile:
-            self.net = torch.compile(self.net)
+            self.net = self._compile(cfg.compile if isinstance(cfg.compile, dict) else {})
+
+    def _compile(self, opts: dict[str, Any]) -> nn.Module:
+        valid = ("mode", "backend", "dynamic", "fullgraph", "options")
+        for key in opts:
+            if key not in valid:
+                raise SpecError(
+                    f"unknown argument '{key}'",
+                    path=f"train.compile.{key}",
+                    expected=f"one of {', '.join(valid)}",
+                    found=key,
+                    suggestion=closest(key, valid),
+                )
+        return torch.compile(self.net, **opts)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -102,13 +131,19 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, finished: bool) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "rng": ckpt.rng_state(), "epoch": len(self.history), "spec_hash": self.spec_hash,
-            "finished": finished, "stopped_early": self.stopped_early,
-            "best_epoch": self.best.best_epoch, "best_metric": self.best.best,
-            "best": self.best.state_dict(), "best_state": self.best_state,
+            "rng": ckpt.rng_state(),
+            "epoch": len(self.history),
+            "spec_hash": self.spec_hash,
+            "finished": finished,
+            "stopped_early": self.stopped_early,
+            "best_epoch": self.best.best_epoch,
+            "best_metric": self.best.best,
+            "best": self.best.state_dict(),
+            "best_state": self.best_state,
             "history": self.history,
         }
 
@@ -124,10 +159,12 @@ class Trainer:
         if info is None:
             return
         if info.get("spec_hash") != self.spec_hash:
-            msg = (f"the checkpoint in {self.ckpt_dir} was written by a different spec "
-                   f"(spec hash {info.get('spec_hash')!r}, this run {self.spec_hash!r}); it was "
-                   "not loaded. Delete the folder, or set train.checkpoint.on_mismatch: restart "
-                   "(or train.checkpoint.resume: false) to start over.")
+            msg = (
+                f"the checkpoint in {self.ckpt_dir} was written by a different spec "
+                f"(spec hash {info.get('spec_hash')!r}, this run {self.spec_hash!r}); it was "
+                "not loaded. Delete the folder, or set train.checkpoint.on_mismatch: restart "
+                "(or train.checkpoint.resume: false) to start over."
+            )
             if self.cfg.checkpoint.on_mismatch == "error":
                 raise TrainingError(msg)
             log.warning(msg + " Starting from scratch.")
@@ -168,26 +205,26 @@ class Trainer:
                 yb = xb
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
+            y2, lam = None, 1.0
+            if mixing:  # on the global batch, before sharding, so DDP mixes as one process
+                xb, perm, lam = self.mixer(xb)
+                y2 = None if perm is None else yb.index_select(0, perm)
             scale = 1.0
             if self.world > 1:
-                xb, yb, scale = self._shard(xb, yb)
+                xb, yb, y2, scale = self._shard(xb, yb, y2)
             n = xb.shape[0] if scale else 0
             if accum > 1:  # mean over the micro-batches of this optimizer step
                 scale /= min(accum, n_batches - (i // accum) * accum)
             sync = accum == 1 or (i + 1) % accum == 0 or i + 1 == n_batches
-            with self._no_sync(sync), self._autocast():
-                if mixing:
-                    xb, perm, lam = self.mixer(xb)
+            with self._no_sync(sync):
+                with self._autocast():
                     out = net(xb)
                     loss = self.loss_fn(out, yb)
-                    if perm is not None:
-                        loss = lam * loss + (1.0 - lam) * self.loss_fn(out, yb.index_select(0, perm))
-                else:
-                    out = net(xb)
-                    loss = self.loss_fn(out, yb)
-                obj = loss if penalty is None else loss + penalty()
-                if scale != 1.0:
-                    obj = obj * scale
+                    if y2 is not None:
+                        loss = lam * loss + (1.0 - lam) * self.loss_fn(out, y2)
+                    obj = loss if penalty is None else loss + penalty()
+                    if scale != 1.0:
+                        obj = obj * scale
                 (obj if scaler is None else scaler.scale(obj)).backward()
             if sync:
                 self._optimizer_step(opt_steps % log_every == 0, grad_norms)
@@ -243,15 +280,21 @@ class Trainer:
     def _diverged(self, epoch: int, losses: list[torch.Tensor]) -> None:
         values = torch.stack(losses).float()
         bad = int((~torch.isfinite(values)).nonzero()[0, 0])
-        kept = (f"the last good checkpoint (epoch {len(self.history)}) is kept in {self.ckpt_dir}"
-                if self.ckpt_dir is not None and len(self.history) else "no checkpoint was written")
+        kept = (
+            f"the last good checkpoint (epoch {len(self.history)}) is kept in {self.ckpt_dir}"
+            if self.ckpt_dir is not None and len(self.history)
+            else "no checkpoint was written"
+        )
         raise TrainingError(
             f"the training loss became {float(values[bad])} at epoch {epoch} (counting from 0), "
             f"step {bad} of that epoch; {kept}. Try a lower train.optimizer.lr, gradient "
-            "clipping (train.clip: {norm: 1.0}), a warm-up, or train.precision: fp32.")
+            "clipping (train.clip: {norm: 1.0}), a warm-up, or train.precision: fp32."
+        )
 
     # ------------------------------------------------------------------ helpers
-    def _shard(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def _shard(
+        self, xb: torch.Tensor, yb: torch.Tensor, y2: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]:
         """This rank's contiguous part of the global batch (DistributedSampler-equivalent).
 
         The loss is scaled by world * n_rank / n so that DDP's gradient average equals the
@@ -260,9 +303,10 @@ class Trainer:
         n = xb.shape[0]
         per = math.ceil(n / self.world)
         lo, hi = min(self.rank * per, n), min((self.rank + 1) * per, n)
+        scale = self.world * (hi - lo) / n
         if hi == lo:  # no sample for this rank: take one with zero weight so DDP still syncs
-            return xb[:1], yb[:1], 0.0
-        return xb[lo:hi], yb[lo:hi], self.world * (hi - lo) / n
+            lo, hi, scale = 0, 1, 0.0
+        return xb[lo:hi], yb[lo:hi], None if y2 is None else y2[lo:hi], scale
 
     def _no_sync(self, sync: bool) -> contextlib.AbstractContextManager:
         if sync or self.world == 1:
@@ -286,8 +330,14 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=len(self.train_src), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
-                    unit="batch", leave=True, dynamic_ncols=True, mininterval=0.5)
+        return tqdm(
+            total=len(self.train_src),
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            unit="batch",
+            leave=True,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -340,10 +390,18 @@ class Trainer:
             try:
                 self._loop()
             except _OOM as exc:
-                if "out of memory" not in str(exc).lower() and not isinstance(exc, torch.OutOfMemoryError):
+                if "out of memory" not in str(exc).lower() and not isinstance(
+                    exc, torch.OutOfMemoryError
+                ):
                     raise
-                raise TrainingError(oom_message(self.cfg.batch_size, self.cfg.grad_accumulation,
-                                                str(self.device), self.cfg.precision)) from exc
+                raise TrainingError(
+                    oom_message(
+                        self.cfg.batch_size,
+                        self.cfg.grad_accumulation,
+                        str(self.device),
+                        self.cfg.precision,
+                    )
+                ) from exc
         elif self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self._result()
@@ -357,27 +415,41 @@ class Trainer:
             rec["weight_norm"] = float(global_norm([p.detach() for p in self.model.parameters()]))
             rec["epoch_time_s"] = time.perf_counter() - t0
             if self._bar_close is not None:
-                post = {k.split("/")[-1] if k == "train/loss" else k: f"{rec[k]:.4f}"
-                        for k in ("train/loss", "val/loss", "val/accuracy") if k in rec}
+                post = {
+                    k.split("/")[-1] if k == "train/loss" else k: f"{rec[k]:.4f}"
+                    for k in ("train/loss", "val/loss", "val/accuracy")
+                    if k in rec
+                }
                 self._bar_close.set_postfix(post, refresh=True)
                 self._bar_close.close()
             self.history.append(rec)
             if self.best.update(epoch, rec) and es is not None and es.restore_best:
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
             if self.schedule is not None:
                 self.schedule.after_epoch(rec)
             if self.main:
                 self.tracker.log_metrics({k: v for k, v in rec.items() if k != "epoch"}, step=epoch)
                 if not self.cfg.progress:
-                    log.info("epoch %d: %s", epoch, ", ".join(
-                        f"{k}={v:.4g}" for k, v in rec.items() if k != "epoch"))
+                    log.info(
+                        "epoch %d: %s",
+                        epoch,
+                        ", ".join(f"{k}={v:.4g}" for k, v in rec.items() if k != "epoch"),
+                    )
             last = epoch + 1 == self.cfg.epochs
             if es is not None and self.best.should_stop and not last:
                 self.stopped_early = True
                 if self.main:
-                    log.info("early stopping after epoch %d: %s did not improve for %d epochs "
-                             "(best %.4g at epoch %s)", epoch, es.monitor, es.patience,
-                             self.best.best, self.best.best_epoch)
+                    log.info(
+                        "early stopping after epoch %d: %s did not improve for %d epochs "
+                        "(best %.4g at epoch %s)",
+                        epoch,
+                        es.monitor,
+                        es.patience,
+                        self.best.best,
+                        self.best.best_epoch,
+                    )
                 break
             if not last and (epoch + 1) % self.cfg.checkpoint.every == 0:
                 self.save()
@@ -389,8 +461,14 @@ class Trainer:
     def _result(self) -> FitResult:
         es = self.cfg.early_stopping
         restored = bool(es is not None and es.restore_best and self.best_state is not None)
-        return FitResult(history=self.history, best_epoch=self.best.best_epoch,
-                         best_metric=self.best.best, monitor=self.best.monitor,
-                         stopped_early=self.stopped_early, epochs_run=len(self.history),
-                         resumed_from=self.resumed_from, restored_best=restored,
-                         checkpoint_path=(self.ckpt_dir / ckpt.CHECKPOINT) if self.ckpt_dir else None)
+        return FitResult(
+            history=self.history,
+            best_epoch=self.best.best_epoch,
+            best_metric=self.best.best,
+            monitor=self.best.monitor,
+            stopped_early=self.stopped_early,
+            epochs_run=len(self.history),
+            resumed_from=self.resumed_from,
+            restored_best=restored,
+            checkpoint_path=(self.ckpt_dir / ckpt.CHECKPOINT) if self.ckpt_dir else None,
+        )

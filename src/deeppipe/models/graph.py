@@ -1,0 +1,141 @@
+"""A picture of the network graph, drawn with matplotlib (no graphviz binary needed).
+
+Nodes are the entries of the spec's layer list (blocks and repeated entries are one box each),
+placed in rows by their longest distance from the input; edges follow ``from:``. Skip
+connections that jump several rows are drawn as arcs so they do not cross the boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from deeppipe.models.network import Network
+from deeppipe.models.shapes import fmt
+
+
+def _graph_of(
+    model: nn.Module, input_shape: tuple[int, ...] | None
+) -> tuple[list[str], list[tuple[int, ...]]]:
+    """(labels, inputs per node) with node 0 the input; Networks use their own graph."""
+    if isinstance(model, Network):
+        labels = [f"input\n{fmt(model.input_shape)}"]
+        for info in model.infos:
+            labels.append(f"{info.name}: {info.type}\n{fmt(info.shape)}")
+        inputs = [()] + [tuple(j + 1 for j in inp) for inp in model.node_inputs]
+        labels.append("output")
+        inputs.append((model.output_index + 1,))
+        return labels, inputs
+    # any other module: its children as a chain, with shapes from a summary pass
+    shapes: dict[str, Any] = {}
+    if input_shape is not None:
+        from deeppipe.models.summary import summarize
+
+        try:
+            for row in summarize(model, input_shape).rows:
+                shapes[row.name] = row.output_shape
+        except Exception:
+            shapes = {}
+    labels = [f"input\n{fmt(input_shape)}" if input_shape else "input"]
+    inputs: list[tuple[int, ...]] = [()]
+    for name, child in model.named_children():
+        shape = shapes.get(name)
+        kind = getattr(child, "_dp_type", type(child).__name__)
+        labels.append(f"{name}: {kind}" + (f"\n{fmt(shape)}" if shape else ""))
+        inputs.append((len(labels) - 2,))
+    if len(labels) == 1:
+        labels.append(type(model).__name__)
+        inputs.append((0,))
+    labels.append("output")
+    inputs.append((len(labels) - 2,))
+    return labels, inputs
+
+
+def draw_graph(
+    model_or_spec: nn.Module | dict[str, Any],
+    input_shape: tuple[int, ...] | None,
+    path: str | Path,
+    *,
+    num_outputs: int | None = None,
+) -> Path:
+    """Write the graph picture; the format follows the suffix (.png, .svg, .pdf)."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    if isinstance(model_or_spec, dict):
+        from deeppipe.models import build_model
+
+        model = build_model(model_or_spec, input_shape, num_outputs, device="meta")
+    else:
+        model = model_or_spec
+    if input_shape is None and isinstance(model, Network):
+        input_shape = model.input_shape
+    labels, inputs = _graph_of(model, tuple(input_shape) if input_shape else None)
+
+    level = [0] * len(labels)
+    for k in range(1, len(labels)):
+        level[k] = 1 + max((level[j] for j in inputs[k]), default=-1)
+    rows: dict[int, list[int]] = {}
+    for k, lv in enumerate(level):
+        rows.setdefault(lv, []).append(k)
+    width = max(len(r) for r in rows.values())
+    box_w, box_h, gap_x, gap_y = 2.6, 0.55, 0.4, 0.45
+    pos = {}
+    for lv, members in rows.items():
+        total = len(members) * box_w + (len(members) - 1) * gap_x
+        x0 = (width * (box_w + gap_x) - gap_x - total) / 2
+        for i, k in enumerate(members):
+            pos[k] = (x0 + i * (box_w + gap_x) + box_w / 2, -lv * (box_h + gap_y))
+    fig_w = max(4.0, width * (box_w + gap_x) + 0.6)
+    fig_h = max(2.0, len(rows) * (box_h + gap_y) + 0.6)
+    fig, ax = plt.subplots(figsize=(fig_w, min(fig_h, 600.0)))
+    for k, lab in enumerate(labels):
+        x, y = pos[k]
+        face = "#dbe9f6" if k in (0, len(labels) - 1) else "#f5f5f5"
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - box_w / 2, y - box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.02,rounding_size=0.08",
+                fc=face,
+                ec="#444444",
+                lw=0.8,
+            )
+        )
+        ax.text(x, y, lab, ha="center", va="center", fontsize=7, family="monospace")
+    for k, inp in enumerate(inputs):
+        for j in inp:
+            (x1, y1), (x2, y2) = pos[j], pos[k]
+            span = level[k] - level[j]
+            style = "arc3,rad=0.0" if span <= 1 else f"arc3,rad={-0.35 if x2 >= x1 else 0.35}"
+            ax.annotate(
+                "",
+                xy=(x2, y2 + box_h / 2),
+                xytext=(x1, y1 - box_h / 2),
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "lw": 0.8,
+                    "color": "#333333",
+                    "connectionstyle": style,
+                    "shrinkA": 1,
+                    "shrinkB": 1,
+                },
+            )
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax.set_xlim(min(xs) - box_w, max(xs) + box_w)
+    ax.set_ylim(min(ys) - box_h, max(ys) + box_h)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, bbox_inches="tight", dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,94 @@
+"""The module ``build_model`` returns: a plain ``nn.Module`` running a list of nodes in order.
+
+Each node is one entry of the spec's ``layers:`` list (a layer, a block, or a repeated entry) and
+takes the outputs of earlier nodes (``from:``; by default the previous node). Child modules are
+named by the entry's ``name:`` or its index in the list, so parameter names are deterministic
+(``3.weight``, ``stem.conv.weight``) and a state_dict saved with safetensors loads into the
+network rebuilt from the same spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class NodeInfo:
+    """What the builder knows about a node: its spec path, type, inputs and per-sample output shape."""
+
+    name: str
+    type: str
+    path: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    is_map: bool = False
+    repeat: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Network(nn.Module):
+    """A directed acyclic graph of modules, executed in the order of the spec."""
+
+    def __init__(
+        self,
+        names: list[str],
+        modules: list[nn.Module],
+        inputs: list[tuple[int, ...]],
+        output: int,
+        infos: list[NodeInfo],
+        input_shape: tuple[int, ...],
+        block_type: str | None = None,
+    ) -> None:
+        super().__init__()
+        for name, module in zip(names, modules):
+            self.add_module(name, module)
+        self.node_names = list(names)
+        self.node_inputs = [tuple(i) for i in inputs]  # -1 is the network's input
+        self.output_index = output
+        self.infos = list(infos)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(infos[output].shape) if infos else tuple(input_shape)
+        if block_type:
+            self._dp_type = block_type
+        n = len(names)
+        self._chain = output == n - 1 and all(
+            inp == (k - 1,) for k, inp in enumerate(self.node_inputs)
+        )
+        # the last node that reads each output, so intermediate tensors are freed early
+        last_use = {-1: -1}
+        for k, inp in enumerate(self.node_inputs):
+            for j in inp:
+                last_use[j] = k
+        self._last_use = last_use
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._chain:
+            for name in self.node_names:
+                x = self._modules[name](x)
+            return x
+        return self._run(x, None)[self.output_index]
+
+    def _run(self, x: torch.Tensor, keep: set[int] | None) -> dict[int, torch.Tensor]:
+        outs: dict[int, torch.Tensor] = {-1: x}
+        for k, name in enumerate(self.node_names):
+            args = [outs[j] for j in self.node_inputs[k]]
+            outs[k] = self._modules[name](*args)
+            if keep is None:
+                for j in set(self.node_inputs[k]):
+                    if self._last_use.get(j) == k and j != self.output_index:
+                        del outs[j]
+            if k == self.output_index and keep is None:
+                break
+        return outs
+
+    def outputs(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        """The outputs of the named nodes (feature extraction, e.g. an autoencoder's ``code``)."""
+        index = {n: k for k, n in enumerate(self.node_names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise KeyError(f"no node named {missing}; nodes: {self.node_names}")
+        outs = self._run(x, set(index[n] for n in names))
+        return {n: outs[index[n]] for n in names}

@@ -1,0 +1,98 @@
+"""Real `kedro run` sessions on digits: metrics, MLflow records, the registry alias, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.integration.conftest import run
+
+pytestmark = pytest.mark.slow
+
+
+def _client(project: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def _count_runs(project: Path) -> int:
+    if not (project / "mlflow.db").exists():
+        return 0
+    client = _client(project)
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+
+
+def test_full_run_tracks_registers_and_serves(project: Path) -> None:
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=3"], project)
+    assert "test metrics" in proc.stdout  # the summary table
+    metrics = json.loads((project / "data/08_reporting/digits_tiny/metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9
+    assert metrics["train"]["epochs_run"] == 3
+    assert 0.0 < metrics["test"]["log_loss"] < 0.5
+    for f in ("plots/confusion_matrix.png", "plots/loss_curves.png", "plots/roc.png", "history.json"):
+        assert (project / "data/08_reporting/digits_tiny" / f).stat().st_size > 100
+    assert (project / "data/06_models/digits_tiny/model/model.safetensors").exists()
+
+    client = _client(project)
+    exp = client.get_experiment_by_name("digits_tiny")
+    assert exp is not None
+    (r,) = client.search_runs([exp.experiment_id])
+    assert r.data.params["train.epochs"] == "3" and r.data.params["train.optimizer.name"] == "adam"
+    assert [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")] == [0, 1, 2]
+    assert r.data.metrics["test/accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    files = {a.path for a in client.list_artifacts(r.info.run_id)}
+    files |= {a.path for a in client.list_artifacts(r.info.run_id, "plots")}
+    assert {"spec.yaml", "model_summary.txt", "plots/confusion_matrix.png", "plots/loss_curves.png"} <= files
+
+    champion = client.get_model_version_by_alias("digits_tiny", "champion")
+    assert str(champion.version) == "1"
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/digits_tiny@champion")
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    probs = model.predict(x[:200])
+    assert probs.shape == (200, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert (probs.argmax(1) == d.target[:200]).mean() > 0.9
+    assert model.metadata.signature is not None
+
+    # a worse model is registered as version 2 but does not take the alias
+    run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=1,train.optimizer.lr=0.00001"],
+        project)
+    assert len(client.search_model_versions("name='digits_tiny'")) == 2
+    assert str(client.get_model_version_by_alias("digits_tiny", "champion").version) == "1"
+    decision = json.loads((project / "data/08_reporting/digits_tiny/registry.json").read_text())
+    assert decision["promoted"] is False and decision["previous_version"] == "1"
+
+
+def test_bad_override_is_one_clear_message(project: Path) -> None:
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "trian.epochs=3"], project, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "did you mean 'train'?" in out and "Traceback" not in out
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.optimizer.lr=-1"], project,
+               check=False)
+    assert proc.returncode != 0 and "train.optimizer.lr" in proc.stdout + proc.stderr
+
+
+def test_tags_select_stages(project: Path, tmp_path: Path) -> None:
+    for f in ("data/02_intermediate/digits_tiny/dataset.npz", "data/05_model_input/digits_tiny/split.npz"):
+        (project / f).unlink(missing_ok=True)
+    runs_before = _count_runs(project)
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--tags", "ingest,split"], project)
+    assert "digits_tiny.train" not in proc.stdout + proc.stderr
+    assert (project / "data/05_model_input/digits_tiny/split.npz").exists()
+    assert _count_runs(project) == runs_before  # data preparation alone is not an MLflow run
+
+
+def test_validate_command(project: Path) -> None:
+    proc = run(["deeppipe", "validate", "pipelines/digits_tiny.yml"], project)
+    assert "OK" in proc.stdout
+    proc = run(["deeppipe", "validate", "pipelines/digits_tiny.yml", "--params", "model.layers[4].Linear.out_feature=3"],
+               project, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "model.layers[4].Linear" in proc.stderr
