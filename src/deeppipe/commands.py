@@ -153,8 +153,13 @@ def data(name: str, source: str | None, dest: str, no_dvc: bool) -> None:
         shutil.copyfile(src / f, tmp)
         os.replace(tmp, target / f)
     click.echo(f"{name}: {len(FASHION_FILES)} files in {target}")
-    if not no_dvc and shutil.which("dvc"):
-        subprocess.run(["dvc", "add", str(target)], check=True)
+    if not no_dvc:
+        venv_dvc = Path(sys.executable).with_name("dvc")
+        dvc_bin = str(venv_dvc) if venv_dvc.exists() else shutil.which("dvc")
+        if dvc_bin is None:
+            click.echo("dvc not found: track the folder later with `dvc add " + str(target) + "`")
+        else:
+            subprocess.run([dvc_bin, "add", str(target)], check=True)
 
 
 def _debian_fashion_mnist() -> str:

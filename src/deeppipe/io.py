@@ -65,7 +65,7 @@ class NpzDataset(_FileDataset):
         fd, tmp = tempfile.mkstemp(dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".npz")
         os.close(fd)
         try:
-            np.savez(tmp, **{k: np.asarray(v) for k, v in data.items()})
+            np.savez(tmp, allow_pickle=False, **{k: np.asarray(v) for k, v in data.items()})
             os.replace(tmp, self._filepath)
         except BaseException:
             if os.path.exists(tmp):

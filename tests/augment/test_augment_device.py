@@ -90,13 +90,14 @@ def test_random_steps_match_in_distribution(steps, stat, tol, fashion_slice):
         b = ((dev == 0) & (x > 0)).mean()
         assert a > 0.01 and abs(a - b) < tol, (a, b)
     else:
-        # pad 4 + random 28x28 crop shifts content by -4..4 px (uniform: std sqrt(80/12) = 2.58)
+        # pad 4 + random 28x28 crop shifts content by -4..4 px; cut-off content shrinks the
+        # measured shift a little, equally for both paths
         def row_centre(a):
             m = a.sum(axis=(1, 3))
             return (m * np.arange(a.shape[2])).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-6)
 
         sr, sd = row_centre(ref) - row_centre(x), row_centre(dev) - row_centre(x)
-        assert abs(sr.std() - 2.58) < 2 * tol and abs(sd.std() - 2.58) < 2 * tol
+        assert sr.std() > 1.5 and abs(sr.std() - sd.std()) < tol, (sr.std(), sd.std())
         assert abs(sr.mean()) < tol and abs(sd.mean()) < tol
 
 

@@ -130,9 +130,11 @@ def test_every_zoo_model_builds_runs_and_trains(name):
 @pytest.mark.parametrize("name", [n for n in zoo.names() if zoo.info(n)["small_input"][-1] <= 32])
 def test_small_variants_build_fast(name):
     shape, nout, _ = _task_inputs(name)
-    build_model({"zoo": name}, shape, nout)  # warm caches (first meta kernels, imports)
-    best = min(_timed(name, shape, nout) for _ in range(2))
-    assert best < 1.0, f"{name} took {best:.2f}s to build"
+    build_model({"zoo": "resnet20"}, (3, 32, 32), 10)  # warm caches (first meta kernels, imports)
+    took = _timed(name, shape, nout)
+    if took >= 1.0:  # a busy machine: measure once more before failing
+        took = min(took, _timed(name, shape, nout))
+    assert took < 1.0, f"{name} took {took:.2f}s to build"
 
 
 def _timed(name, shape, nout) -> float:
@@ -177,8 +179,8 @@ def test_zoo_errors_name_the_zoo_file():
     with pytest.raises(SpecError) as e:
         build_model({"zoo": "alexnet"}, (3, 32, 32), 10)
     assert e.value.path == "model.zoo" and "alexnet.yml" in str(e.value) and "MaxPool2d" in str(e.value)
-    with pytest.raises(SpecError, match="did you mean 'resnet50'"):
-        build_model({"zoo": "resnet05"}, None, None)
+    with pytest.raises(SpecError, match="did you mean 'resnet18'"):
+        build_model({"zoo": "resnet-18"}, None, None)
     with pytest.raises(SpecError, match="did you mean 'dropout'"):
         build_model({"zoo": "vgg11", "dropuot": 0.1}, None, None)
 

@@ -51,3 +51,17 @@ def test_two_gloo_processes_match_a_single_process_run(digits_tensors, task, tmp
     assert [s for s, _ in tracker.metrics] == [0, 1, 2]
     info = checkpoint_info(tmp_path)
     assert info["finished"] and info["epoch"] == 3 and info["spec_hash"] == "d"
+
+
+def test_a_spec_mistake_inside_the_workers_is_reported_cleanly(digits_sources, task):
+    from deeppipe.training import TrainingError
+
+    train, val = digits_sources
+    cfg = quiet(
+        epochs=1,
+        early_stopping={"monitor": "val/f1"},
+        distributed={"nproc_per_node": 2, "backend": "gloo"},
+    )
+    with pytest.raises(TrainingError) as err:
+        fit(mlp(), train, val, cfg, task)
+    assert "train.early_stopping.monitor" in str(err.value)

@@ -244,9 +244,11 @@ def _init_recurrent(module: nn.RNNBase, scheme: tuple[str, dict]) -> None:
     gate_act = "tanh" if module.mode in ("RNN_TANH",) else "sigmoid"
     if module.mode == "RNN_RELU":
         gate_act = "relu"
+    gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
     for pname, p in module.named_parameters(recurse=False):
         if pname.startswith("weight_hh") and name == "auto":
-            nn.init.orthogonal_(p)
+            for gate in p.chunk(gates, dim=0):  # each gate's recurrent matrix is orthogonal
+                nn.init.orthogonal_(gate)
         elif pname.startswith("weight"):
             INITS.get(name)(p, gate_act, {}, **kwargs)
         elif pname.startswith("bias"):

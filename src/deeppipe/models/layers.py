@@ -428,7 +428,7 @@ class Embedding(nn.Embedding):
         if pre is not None and self.weight.device.type != "meta":
             rows, vecs = pre
             with torch.no_grad():
-                self.weight[rows] = vecs.to(self.weight.dtype)
+                self.weight[rows] = vecs.to(self.weight.device, self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.long() if x.is_floating_point() else x)
@@ -452,7 +452,7 @@ def load_text_vectors(
                 vecs.append([float(v) for v in parts[1:]])
     if not rows:
         raise ValueError(f"no token of {vocab} has a {dim}-dimensional vector in {vectors}")
-    return rows, torch.tensor(vecs)
+    return rows, torch.tensor(vecs, device="cpu")  # not the meta device the builder may be using
 
 
 class _RecurrentMixin:

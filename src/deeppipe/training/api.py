@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from deeppipe.data.batches import BatchSource
-from deeppipe.data.task import Task
 from deeppipe.errors import SpecError, join_path
 from deeppipe.tracking.tracker import Tracker
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import deterministic_mode
 from deeppipe.training.result import FitResult
+
+if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
+    from deeppipe.data.batches import BatchSource
+    from deeppipe.data.task import Task
 
 
 def _as_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:

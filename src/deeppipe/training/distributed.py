@@ -16,21 +16,23 @@ import queue as queue_mod
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from deeppipe.data.batches import BatchSource
-from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
 from deeppipe.tracking.tracker import NullTracker, Tracker
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import deterministic_mode
 from deeppipe.training.errors import TrainingError
 from deeppipe.training.result import FitResult
+
+if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
+    from deeppipe.data.batches import BatchSource
+    from deeppipe.data.task import Task
 
 
 def in_torchrun() -> bool:

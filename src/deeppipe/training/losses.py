@@ -10,14 +10,17 @@ broadcasting can't happen.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeppipe.data.task import Task
 from deeppipe.registry import Registry, call_with
 from deeppipe.training.config import LossConfig
+
+if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
+    from deeppipe.data.task import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")

@@ -91,7 +91,10 @@ def build_optimizer(
 
     buckets: dict[tuple[int | None, bool], list[nn.Parameter]] = {}
     for n, p in named:
-        decays = cfg.decay_bias_and_norm or n in weights
+        # split off biases / norm parameters only where there is decay to spare them from:
+        # every extra group costs a per-step pass of the optimizer's Python code
+        gi = owner.get(n)
+        decays = cfg.decay_bias_and_norm or n in weights or not settings(gi)["weight_decay"]
         buckets.setdefault((owner.get(n), decays), []).append(p)
     groups = []
     for (gi, decays), params in buckets.items():

@@ -13,14 +13,12 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from deeppipe.data.batches import BatchSource
-from deeppipe.data.task import Task
 from deeppipe.errors import SpecError, closest
 from deeppipe.tracking.tracker import NullTracker, Tracker
 from deeppipe.training import checkpoint as ckpt
@@ -36,9 +34,12 @@ from deeppipe.training.regularize import build_penalty, clip_gradients, global_n
 from deeppipe.training.result import FitResult
 from deeppipe.training.schedules import build_schedule
 
+if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
+    from deeppipe.data.batches import BatchSource
+    from deeppipe.data.task import Task
+
 log = logging.getLogger(__name__)
 MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
-_OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (RuntimeError,)
 
 
 class Trainer:
@@ -255,8 +256,10 @@ class Trainer:
             bar.set_postfix(loss=f"{rec['train/loss']:.4f}", refresh=False)
             self._bar_close = bar
         rec["lr"] = float(opt.param_groups[0]["lr"])
-        if grad_norms:
-            rec["grad_norm"] = float(torch.stack(grad_norms).mean())
+        if grad_norms:  # fp16 steps skipped by the scaler have inf norms: leave them out
+            norms = torch.stack(grad_norms).float()
+            finite = norms[torch.isfinite(norms)]
+            rec["grad_norm"] = float(finite.mean()) if finite.numel() else float("inf")
         rec["epoch_time_s"] = train_time
         rec["samples_per_s"] = self.train_src.num_samples / max(train_time, 1e-9)
         return rec
@@ -389,11 +392,12 @@ class Trainer:
         if not self.finished:
             try:
                 self._loop()
-            except _OOM as exc:
-                if "out of memory" not in str(exc).lower() and not isinstance(
-                    exc, torch.OutOfMemoryError
-                ):
+            except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) or MPS' RuntimeError
+                oom = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+                if not oom:
                     raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
                 raise TrainingError(
                     oom_message(
                         self.cfg.batch_size,
