@@ -56,6 +56,8 @@ MODEL_KEYS = (
 INFO_KEYS = ("task", "loss", "small_input", "reference", "published_params")
 BLOCK_KEYS = ("args", "layers", "output", "description")
 DEFAULT_WIDTH_ARGS = ("out_channels", "out_features", "hidden_size")
+POSITIVE_KEYS = ("out_channels", "out_features", "hidden_size", "num_embeddings", "embedding_dim", "num_layers",
+                 "kernel_size", "growth_rate")
 ACTIVATION_LAYER = {"activation", "act"}
 _REQUIRED = object()
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -474,7 +476,7 @@ def _activation_layer(
             expected="e.g. - Activation: {name: relu}",
             found=entry.args,
         )
-    value = {"name": name, **args} if isinstance(name, str) else {**name, **args}
+    value = {**name, **args} if isinstance(name, dict) else {"name": name, **args}
     feature_dim = 1 if (is_map or len(in_shape) == 1) else len(in_shape)
     with torch.device("meta"):
         return make_activation(value, feature_dim=feature_dim, path=path, file=ctx.file)
@@ -552,6 +554,12 @@ def build_layer(
                     suggestion=closest(key, valid),
                 )
 
+    for key in POSITIVE_KEYS:
+        value = kwargs.get(key)
+        if key in kwargs and (isinstance(value, bool) or (isinstance(value, (int, float)) and value < 1)):
+            raise _err(f"{key} must be a positive whole number", f"{lpath}.{key}", ctx, expected="e.g. 32",
+                       found=value)
+
     # width multiplier
     if scale_width and ctx.width != 1.0:
         for key in getattr(cls, "width_args", DEFAULT_WIDTH_ARGS):
@@ -606,6 +614,8 @@ def build_layer(
         kwargs["activation"] = ctx.activation
     if "batch_first" in params and "batch_first" not in kwargs:
         kwargs["batch_first"] = True
+    if cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin) and kwargs.get("dim") is None:
+        kwargs["dim"] = 1 if (is_map or len(in_shape) == 1) else len(in_shape)  # classes / channels axis
     if "activation" in kwargs and "activation" in params:
         parse_activation(kwargs["activation"], path=f"{lpath}.activation", file=ctx.file)
 
