@@ -88,8 +88,9 @@ def summary(target: str, input_shape: str | None, num_classes: int | None, graph
         shape = tuple(int(s) for s in input_shape.split(",")) if input_shape else info.sample_shape
         outputs = num_classes if num_classes is not None else (info.task.num_outputs if info else None)
         file = str(path)
-    model = build_model(model_spec, shape, outputs, file=file)
+    model = build_model(model_spec, shape, outputs, file=file, device="meta")
     s = summarize(model, shape if shape else tuple(getattr(model, "input_shape", ())))
+
     click.echo(s.table())
     if graph:
         from deeppipe.models import draw_graph

@@ -82,6 +82,19 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
                      {f"{report}/registry.json": {"cache": False}}],
         },
     }
+    aug = raw.get("augment")
+    if isinstance(aug, dict) and aug.get("offline"):
+        augmented = f"data/04_feature/{name}/augmented.npz"
+        stages = {k: v for k, v in stages.items() if not k.endswith("-train")} | {
+            f"{name}-augment": {
+                "cmd": f"{kedro} augment",
+                "deps": [inter, split, "src/deeppipe/augment"],
+                "params": params(["seed", "augment"]),
+                "outs": [augmented],
+            },
+            f"{name}-train": {**stages[f"{name}-train"], "deps": [augmented, *stages[f"{name}-train"]["deps"]]},
+            f"{name}-evaluate": stages.pop(f"{name}-evaluate"),
+        }
     for stage in stages.values():
         if not stage["params"]:
             del stage["params"]

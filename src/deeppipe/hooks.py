@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-UNTRACKED_TAGS = {"ingest", "split"}
+UNTRACKED_TAGS = {"ingest", "split", "augment"}
 
 
 class DeeppipeHooks:

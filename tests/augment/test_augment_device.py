@@ -121,7 +121,9 @@ def test_probability_seed_and_shape(fx):
 @pytest.mark.parametrize(
     ("steps", "reason"),
     [
-        ([{"OneOf": {"transforms": ["HorizontalFlip"]}}], "container"),
+        ([{"OneOf": {"transforms": ["HorizontalFlip", "Blur"]}}],
+         "inside OneOf: Blur has no device-side version"),
+        ([{"RandomOrder": {"transforms": ["HorizontalFlip"]}}], "RandomOrder"),
         (["ElasticTransform"], "ElasticTransform has no device-side version"),
         ([{"Affine": {"border_mode": 4}}], "border_mode"),
         ([{"CoarseDropout": {"fill": "random"}}], "constant fill"),
@@ -131,3 +133,55 @@ def test_probability_seed_and_shape(fx):
 def test_plan_reports_why_it_cannot(steps, reason):
     plan = plan_device(build_compose(steps, "augment.train"))
     assert isinstance(plan, str) and reason in plan
+
+
+def _kinds(out, x):
+    """Per image: 0 untouched, 1 h-flipped, 2 v-flipped, 3 both (rotated 180), -1 other."""
+    x = np.asarray(x)
+    out = np.asarray(out)
+    cands = [x, x[:, :, :, ::-1], x[:, :, ::-1, :], x[:, :, ::-1, ::-1]]
+    kinds = np.full(len(x), -1)
+    for k in (3, 2, 1, 0):  # symmetric images match several: prefer the simplest explanation
+        kinds[np.all(out == cands[k], axis=(1, 2, 3))] = k
+    return kinds
+
+
+@pytest.mark.parametrize(
+    ("steps", "shares"),
+    [
+        ([{"OneOf": {"p": 0.8, "transforms": [{"HorizontalFlip": {"p": 1}},
+                                               {"VerticalFlip": {"p": 0.5}}]}}],
+         {0: 0.2, 1: 0.8 * 2 / 3, 2: 0.8 / 3, 3: 0.0}),
+        ([{"SomeOf": {"n": 1, "transforms": [{"HorizontalFlip": {"p": 1}},
+                                              {"VerticalFlip": {"p": 1}}]}}],
+         {0: 0.0, 1: 0.5, 2: 0.5, 3: 0.0}),
+        ([{"SomeOf": {"n": 2, "p": 0.6, "transforms": [{"HorizontalFlip": {"p": 1}},
+                                                        {"VerticalFlip": {"p": 1}}]}}],
+         {0: 0.4, 1: 0.0, 2: 0.0, 3: 0.6}),
+        ([{"SomeOf": {"n": 2, "replace": True, "transforms": [{"HorizontalFlip": {"p": 1}},
+                                                               {"VerticalFlip": {"p": 1}}]}}],
+         {0: 0.5, 1: 0.0, 2: 0.0, 3: 0.5}),  # the same flip twice undoes itself
+        ([{"Sequential": {"p": 0.3, "transforms": [{"HorizontalFlip": {"p": 1}},
+                                                    {"VerticalFlip": {"p": 1}}]}}],
+         {0: 0.7, 1: 0.0, 2: 0.0, 3: 0.3}),
+    ],
+)
+def test_containers_on_device_match_albumentations_shares(steps, shares, fashion_slice):
+    x = fashion_slice[0]
+    ref, dev = both(steps, x, seed=11)
+    for name, out in (("albumentations", ref), ("device", dev)):
+        kinds = _kinds(out, x)
+        assert (kinds >= 0).all(), name
+        for k, share in shares.items():
+            assert abs((kinds == k).mean() - share) < 0.04, (name, k, (kinds == k).mean(), share)
+
+
+def test_size_preserving_sequential_with_pad_and_crop_runs_on_device(fashion_slice):
+    x = fashion_slice[0][:300]
+    steps = [{"Sequential": {"p": 0.5, "transforms": [
+        {"PadIfNeeded": {"min_height": 34, "min_width": 34}},
+        {"RandomCrop": {"height": 28, "width": 28}}]}}]
+    ref, dev = both(steps, x)
+    assert ref.shape == dev.shape == x.shape
+    moved = lambda a: (np.abs(a - x).reshape(len(x), -1).max(axis=1) > 0).mean()  # noqa: E731
+    assert abs(moved(ref) - moved(dev)) < 0.1 and 0.3 < moved(dev) < 0.55

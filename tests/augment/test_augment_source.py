@@ -8,6 +8,7 @@ import torch
 
 from deeppipe.augment import (
     AugmentConfig,
+    augmented_shape,
     build_eval_transform,
     build_train_source,
     materialise,
@@ -25,7 +26,7 @@ DEVICE_PIPE = [
     {"RandomBrightnessContrast": {"p": 0.5}},
     {"CoarseDropout": {"p": 0.3}},
 ]
-SAMPLE_PIPE = [{"OneOf": {"transforms": ["HorizontalFlip", "VerticalFlip"]}}, "GaussNoise"]
+SAMPLE_PIPE = [{"OneOf": {"transforms": ["HorizontalFlip", "Blur"]}}, "GaussNoise"]
 
 
 def _epoch(src, e=0):
@@ -173,3 +174,18 @@ def test_write_preview_png(tmp_path, fashion_slice, rgb_patches):
     cfg = AugmentConfig(train=[{"RandomResizedCrop": {"size": [24, 24]}}, "HueSaturationValue"])
     out = write_preview(cfg, rgb_patches, tmp_path / "rgb.png", n=4)
     assert mpimg.imread(out).shape[1] > 200
+
+
+def test_size_changing_pipelines_need_matching_eval_sizes(fashion_slice):
+    x, y = fashion_slice
+    crop = [{"RandomCrop": {"height": 24, "width": 24}}]
+    with pytest.raises(SpecError) as info:
+        build_train_source(AugmentConfig(train=crop), x, y, batch_size=64, device=CPU, seed=0)
+    assert info.value.path == "augment.val" and "(1, 24, 24)" in str(info.value)
+    cfg = AugmentConfig(train=crop, val=[{"CenterCrop": {"height": 24, "width": 24}}],
+                        test=[{"Resize": {"height": 24, "width": 24}}])
+    assert augmented_shape(cfg, (1, 28, 28)) == (1, 24, 24)
+    assert augmented_shape(cfg, (1, 28, 28), "val") == (1, 24, 24)
+    assert augmented_shape(None, (1, 28, 28)) == (1, 28, 28)
+    xb, _ = next(iter(build_train_source(cfg, x, y, batch_size=64, device=CPU, seed=0).epoch(0)))
+    assert xb.shape == (64, 1, 24, 24)

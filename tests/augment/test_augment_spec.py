@@ -64,6 +64,7 @@ def test_default_p_is_the_transform_default_not_from_dicts_half():
     assert view.transforms[0].p == 1.0
 
 
+@pytest.mark.filterwarnings("ignore:Argument\\(s\\) 'padding'")  # albumentations' own PadIfNeeded.to_dict
 def test_roundtrip_through_albumentations_serialisation_including_edge_filters():
     steps = yaml.safe_load(SPEC)["augment"]["train"]
     compose = build_compose(steps, "augment.train")
@@ -138,6 +139,18 @@ def test_validate_augment_on_raw_mapping_names_file_and_key():
     with pytest.raises(SpecError) as info:
         validate_augment({"tta": [{"HorizontalFlip": {"q": 1}}]})
     assert info.value.path == "augment.tta[0].HorizontalFlip.q"
+
+
+def test_file_name_reaches_errors_through_pydantic_context_and_offline_keys_are_checked():
+    with pytest.raises(SpecError) as info:
+        AugmentConfig.model_validate({"train": [{"Blurr": {}}]}, context={"file": "p.yml"})
+    assert info.value.file == "p.yml" and info.value.suggestion == "Blur"
+    with pytest.raises(SpecError) as info:
+        validate_augment({"offline": {"copis": 2}}, "p.yml")
+    assert info.value.path == "augment.offline.copis" and info.value.suggestion == "copies"
+    with pytest.raises(SpecError) as info:
+        validate_augment({"offline": {"copies": 0}})
+    assert info.value.path == "augment.offline.copies"
 
 
 def test_backend_device_refuses_a_pipeline_without_batch_version():

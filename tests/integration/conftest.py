@@ -28,6 +28,7 @@ TINY_DIGITS = {
 def make_project(root: Path, experiments: dict[str, dict]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     (root / "pipelines").mkdir()

@@ -33,6 +33,11 @@ def test_repro_reruns_only_affected_stages(tmp_path: Path) -> None:
     shown = json.loads(metrics.stdout)
     assert "data/08_reporting/digits_tiny/metrics.json" in json.dumps(shown)
 
+    plots = run(["dvc", "plots", "show", "--json"], project)
+    shown = json.loads(plots.stdout)
+    assert "digits_tiny: confusion matrix" in shown and "digits_tiny: loss curves" in shown
+    assert any(k.endswith("confusion_matrix.png") for k in shown)
+
     spec_file = project / "pipelines/digits_tiny.yml"
     spec = yaml.safe_load(spec_file.read_text())
     spec["train"]["epochs"] = 2

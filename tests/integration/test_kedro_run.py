@@ -35,6 +35,14 @@ def test_full_run_tracks_registers_and_serves(project: Path) -> None:
     for f in ("plots/confusion_matrix.png", "plots/loss_curves.png", "plots/roc.png", "history.json"):
         assert (project / "data/08_reporting/digits_tiny" / f).stat().st_size > 100
     assert (project / "data/06_models/digits_tiny/model/model.safetensors").exists()
+    # normalisation statistics come from the training split only
+    meta = json.loads((project / "data/06_models/digits_tiny/model/meta.json").read_text())
+    with np.load(project / "data/02_intermediate/digits_tiny/dataset.npz") as d, \
+            np.load(project / "data/05_model_input/digits_tiny/split.npz") as s:
+        x, train, test = d["x"], s["train"], s["test"]
+    assert meta["mean"][0] == pytest.approx(float(x[train].mean()), rel=1e-5)
+    assert meta["mean"][0] != pytest.approx(float(x.mean()), rel=1e-6)
+    assert not set(train) & set(test)
 
     client = _client(project)
     exp = client.get_experiment_by_name("digits_tiny")

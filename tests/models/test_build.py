@@ -81,7 +81,14 @@ def test_input_sizes_are_inferred_for_any_torch_layer():
 
 
 def test_auto_head_follows_the_data():
-    spec = {"layers": ["Flatten", {"Linear": {"out_features": 16}}, {"ReLU": {}}, {"Linear": {"out_features": "auto"}}]}
+    spec = {
+        "layers": [
+            "Flatten",
+            {"Linear": {"out_features": 16}},
+            {"ReLU": {}},
+            {"Linear": {"out_features": "auto"}},
+        ]
+    }
     assert build_model(spec, (30,), 1)(torch.rand(2, 30)).shape == (2, 1)
     assert build_model(spec, (30,), 7)(torch.rand(2, 30)).shape == (2, 7)
     with pytest.raises(SpecError, match="auto"):
@@ -146,7 +153,11 @@ def test_inception_style_branches_concat():
     spec = {
         "layers": [
             {"Conv2d": {"out_channels": 4, "kernel_size": 1}, "from": "input", "name": "b1"},
-            {"Conv2d": {"out_channels": 6, "kernel_size": 3, "padding": 1}, "from": "input", "name": "b3"},
+            {
+                "Conv2d": {"out_channels": 6, "kernel_size": 3, "padding": 1},
+                "from": "input",
+                "name": "b3",
+            },
             {"MaxPool2d": {"kernel_size": 3, "stride": 1, "padding": 1}, "from": "input"},
             {"Conv2d": {"out_channels": 2, "kernel_size": 1}, "name": "bp"},
             {"Concat": {}, "from": ["b1", "b3", "bp"]},
@@ -184,7 +195,10 @@ def test_concat_along_the_last_axis_of_sequences():
 def test_output_key_selects_a_named_node():
     spec = {
         "output": "code",
-        "layers": [{"Linear": {"out_features": 3}, "name": "code"}, {"Linear": {"out_features": 2}}],
+        "layers": [
+            {"Linear": {"out_features": 3}, "name": "code"},
+            {"Linear": {"out_features": 2}},
+        ],
     }
     with pytest.raises(SpecError, match="never used"):
         build_model(spec, (4,), None)
@@ -218,7 +232,14 @@ def test_blocks_with_args_defaults_and_repeat():
     }
     net = build_model(spec, (1, 28, 28), 10)
     assert net.output_shape == (10,)
-    assert [i.shape for i in net.infos] == [(32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 2, 2), (256,), (10,)]
+    assert [i.shape for i in net.infos] == [
+        (32, 28, 28),
+        (32, 14, 14),
+        (64, 14, 14),
+        (64, 2, 2),
+        (256,),
+        (10,),
+    ]
     keys = list(net.state_dict())
     assert "0.0.weight" in keys and "stage.1.0.weight" in keys and "stage.0.1.running_mean" in keys
     assert net.infos[0].type == "conv_bn_relu" and net.infos[2].type == "conv_bn_relu x2"
@@ -227,10 +248,18 @@ def test_blocks_with_args_defaults_and_repeat():
 def test_nested_blocks_and_graphs_inside_blocks():
     spec = {
         "blocks": {
-            "unit": {"args": ["c"], "layers": [{"Conv2d": {"out_channels": "$c", "kernel_size": 3, "padding": 1}}]},
+            "unit": {
+                "args": ["c"],
+                "layers": [{"Conv2d": {"out_channels": "$c", "kernel_size": 3, "padding": 1}}],
+            },
             "res": {
                 "args": ["c"],
-                "layers": [{"unit": {"c": "$c"}}, {"ReLU": {}}, {"unit": {"c": "$c"}}, {"Add": {}, "from": ["input", -1]}],
+                "layers": [
+                    {"unit": {"c": "$c"}},
+                    {"ReLU": {}},
+                    {"unit": {"c": "$c"}},
+                    {"Add": {}, "from": ["input", -1]},
+                ],
             },
         },
         "layers": [{"unit": {"c": 6}}, {"res": {"c": 6}, "repeat": 3}],
@@ -241,7 +270,9 @@ def test_nested_blocks_and_graphs_inside_blocks():
 
 
 def test_repeat_zero_is_identity_and_a_block_cannot_use_itself():
-    net = build_model({"layers": [{"Linear": {"out_features": 4}}, {"ReLU": {}, "repeat": 0}]}, (4,), None)
+    net = build_model(
+        {"layers": [{"Linear": {"out_features": 4}}, {"ReLU": {}, "repeat": 0}]}, (4,), None
+    )
     assert isinstance(net.get_submodule("1"), nn.Identity)
     spec = {"blocks": {"loop": {"layers": [{"loop": {}}]}}, "layers": [{"loop": {}}]}
     with pytest.raises(SpecError, match="uses itself"):
@@ -267,7 +298,9 @@ def test_model_args_are_placeholders_never_evaluated():
 
 def test_block_placeholders_may_name_a_layer_type():
     spec = {
-        "blocks": {"norm_act": {"args": {"norm": "BatchNorm1d"}, "layers": [{"$norm": {}}, {"ReLU": {}}]}},
+        "blocks": {
+            "norm_act": {"args": {"norm": "BatchNorm1d"}, "layers": [{"$norm": {}}, {"ReLU": {}}]}
+        },
         "layers": [{"Linear": {"out_features": 4}}, {"norm_act": {"norm": "LayerNorm"}}],
     }
     net = build_model(spec, (3,), None)
@@ -294,7 +327,11 @@ def test_width_and_depth_multipliers_leave_the_head_alone():
 def test_sibling_activation_trainable_and_init():
     spec = {
         "layers": [
-            {"Linear": {"out_features": 6}, "activation": "tanh", "init": {"name": "constant", "val": 0.5}},
+            {
+                "Linear": {"out_features": 6},
+                "activation": "tanh",
+                "init": {"name": "constant", "val": 0.5},
+            },
             {"Linear": {"out_features": 2}, "trainable": False},
         ]
     }
@@ -365,7 +402,16 @@ def test_every_tensor_is_initialised_after_materialising(monkeypatch):
             {"ConvBNAct": {"out_channels": 8, "norm": "group"}},
             {"DenseBlock": {"num_layers": 2, "growth_rate": 4}},
             {"Transition": {}},
-            {"Inception": {"b1": 2, "b3_reduce": 2, "b3": 2, "b5_reduce": 2, "b5": 2, "pool_proj": 2}},
+            {
+                "Inception": {
+                    "b1": 2,
+                    "b3_reduce": 2,
+                    "b3": 2,
+                    "b5_reduce": 2,
+                    "b5": 2,
+                    "pool_proj": 2,
+                }
+            },
             {"InstanceNorm2d": {"affine": True, "track_running_stats": True}},
             {"PReLU": {}},
             {"Flatten": {}},

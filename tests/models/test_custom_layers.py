@@ -60,7 +60,9 @@ def wide_linear(in_features: int, out_features: int, factor: int = 2) -> nn.Modu
 
 
 def test_registered_class_gets_its_input_size_inferred():
-    net = build_model({"layers": [{"Linear": {"out_features": 6}}, {"user_scale": {"init": 2.0}}]}, (4,), None)
+    net = build_model(
+        {"layers": [{"Linear": {"out_features": 6}}, {"user_scale": {"init": 2.0}}]}, (4,), None
+    )
     layer = net.get_submodule("1")
     assert isinstance(layer, UserScale) and layer.factor.shape == (6,)
     assert torch.all(layer.factor == 2.0)
@@ -90,7 +92,9 @@ def test_layer_with_plain_tensor_attribute_is_constructed_for_real():
 
 
 def test_factory_function_layers():
-    net = build_model({"layers": [{"UserWideLinear": {"out_features": 3, "factor": 3}}]}, (4,), None)
+    net = build_model(
+        {"layers": [{"UserWideLinear": {"out_features": 3, "factor": 3}}]}, (4,), None
+    )
     assert net.output_shape == (9,)
     assert "UserWideLinear" in LAYERS
 
@@ -137,3 +141,22 @@ def test_user_layer_errors_are_spec_errors():
     with pytest.raises(SpecError) as e:
         build_model({"layers": [{"UserBroken": {}}]}, (4,), None)
     assert e.value.path == "model.layers[0].UserBroken" and "(4,)" in str(e.value)
+
+
+@register_layer("UserDataDependent")
+class UserDataDependent(nn.Module):
+    """Uses a value of its input to decide a shape: cannot run on the meta device."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = int((x > -1e9).all(dim=0).sum().item())
+        return self.fc(x[:, :keep])
+
+
+def test_layers_that_cannot_run_on_meta_are_probed_for_real():
+    net = build_model({"layers": [{"UserDataDependent": {}, "repeat": 2}]}, (3,), 3)
+    assert net.output_shape == (3,)
+    assert net(torch.rand(2, 3)).shape == (2, 3)

@@ -11,13 +11,29 @@ import torch.nn as nn
 from deeppipe.errors import SpecError
 from deeppipe.models import ACTIVATIONS, INITS, build_model
 
-REQUIRED_ACTIVATIONS = ["identity", "sigmoid", "tanh", "hardtanh", "relu", "leaky_relu", "prelu", "elu", "silu",
-                        "swish", "mish", "gelu", "softmax", "maxout"]
+REQUIRED_ACTIVATIONS = [
+    "identity",
+    "sigmoid",
+    "tanh",
+    "hardtanh",
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "silu",
+    "swish",
+    "mish",
+    "gelu",
+    "softmax",
+    "maxout",
+]
 
 
 @pytest.mark.parametrize("name", REQUIRED_ACTIVATIONS)
 def test_every_named_activation_builds_and_runs(name):
-    net = build_model({"layers": [{"Linear": {"out_features": 8}}, {"Activation": {"name": name}}]}, (4,), None)
+    net = build_model(
+        {"layers": [{"Linear": {"out_features": 8}}, {"Activation": {"name": name}}]}, (4,), None
+    )
     y = net(torch.randn(3, 4))
     assert y.shape == ((3, 4) if name == "maxout" else (3, 8))
     assert name in ACTIVATIONS
@@ -29,7 +45,9 @@ def test_activation_values():
     def act(spec):
         return build_model({"layers": [{"Activation": spec}]}, (13,), None)(x)
 
-    torch.testing.assert_close(act({"name": "leaky_relu", "negative_slope": 0.2}), torch.where(x > 0, x, 0.2 * x))
+    torch.testing.assert_close(
+        act({"name": "leaky_relu", "negative_slope": 0.2}), torch.where(x > 0, x, 0.2 * x)
+    )
     torch.testing.assert_close(act({"name": "tanh"}), 2 * torch.sigmoid(2 * x) - 1)
     torch.testing.assert_close(act({"name": "swish"}), x * torch.sigmoid(x))
     torch.testing.assert_close(act({"name": "softmax"}).sum(dim=1), torch.ones(1))
@@ -37,8 +55,14 @@ def test_activation_values():
 
 
 def test_model_default_activation_reaches_blocks_and_activation_layers():
-    spec = {"activation": {"name": "leaky_relu", "negative_slope": 0.3},
-            "layers": [{"ConvBNAct": {"out_channels": 4}}, {"BasicBlock": {"out_channels": 4}}, {"Activation": {}}]}
+    spec = {
+        "activation": {"name": "leaky_relu", "negative_slope": 0.3},
+        "layers": [
+            {"ConvBNAct": {"out_channels": 4}},
+            {"BasicBlock": {"out_channels": 4}},
+            {"Activation": {}},
+        ],
+    }
     net = build_model(spec, (3, 8, 8), None)
     acts = [m for m in net.modules() if isinstance(m, nn.LeakyReLU)]
     assert len(acts) == 4 and all(a.negative_slope == 0.3 for a in acts)
@@ -63,15 +87,22 @@ def test_auto_init_follows_the_activation_after_the_layer():
             {"ReLU": {}},
             {"Linear": {"out_features": 300}},
             {"Tanh": {}},
-            {"Linear": {"out_features": 200}, "activation": {"name": "leaky_relu", "negative_slope": 0.2}},
+            {
+                "Linear": {"out_features": 200},
+                "activation": {"name": "leaky_relu", "negative_slope": 0.2},
+            },
             {"Linear": {"out_features": 10}},
         ]
     }
     net = build_model(spec, (500,), 10)
     he = net.get_submodule("0").weight
-    assert _std(he) == pytest.approx(math.sqrt(2 / 500), rel=0.05)  # He: 2/fan_in, through the BatchNorm
+    assert _std(he) == pytest.approx(
+        math.sqrt(2 / 500), rel=0.05
+    )  # He: 2/fan_in, through the BatchNorm
     glorot = net.get_submodule("3").weight
-    assert _std(glorot) == pytest.approx(math.sqrt(2 / (400 + 300)), rel=0.05)  # Glorot: 2/(fan_in+fan_out)
+    assert _std(glorot) == pytest.approx(
+        math.sqrt(2 / (400 + 300)), rel=0.05
+    )  # Glorot: 2/(fan_in+fan_out)
     leaky = net.get_submodule("5")[0].weight
     assert _std(leaky) == pytest.approx(math.sqrt(2 / (1 + 0.2**2) / 300), rel=0.05)
     head = net.get_submodule("6").weight
@@ -83,8 +114,16 @@ def test_auto_init_follows_the_activation_after_the_layer():
 
 def test_blocks_tag_their_convolutions():
     torch.manual_seed(0)
-    net = build_model({"layers": [{"ConvBNAct": {"out_channels": 64, "activation": "tanh"}},
-                                  {"ConvBNAct": {"out_channels": 64}}]}, (64, 8, 8), None)
+    net = build_model(
+        {
+            "layers": [
+                {"ConvBNAct": {"out_channels": 64, "activation": "tanh"}},
+                {"ConvBNAct": {"out_channels": 64}},
+            ]
+        },
+        (64, 8, 8),
+        None,
+    )
     tanh_conv, relu_conv = net.get_submodule("0").conv.weight, net.get_submodule("1").conv.weight
     fan_in = 64 * 9
     assert _std(relu_conv) == pytest.approx(math.sqrt(2 / fan_in), rel=0.05)
@@ -95,7 +134,10 @@ def test_blocks_tag_their_convolutions():
     ("init", "check"),
     [
         ("xavier_normal", lambda w: _std(w) == pytest.approx(math.sqrt(2 / (300 + 200)), rel=0.05)),
-        ("glorot_uniform", lambda w: _std(w) == pytest.approx(math.sqrt(2 / (300 + 200)), rel=0.05)),
+        (
+            "glorot_uniform",
+            lambda w: _std(w) == pytest.approx(math.sqrt(2 / (300 + 200)), rel=0.05),
+        ),
         ("he_normal", lambda w: _std(w) == pytest.approx(math.sqrt(2 / 300), rel=0.05)),
         ("kaiming_uniform", lambda w: _std(w) == pytest.approx(math.sqrt(2 / 300), rel=0.05)),
         ("lecun_normal", lambda w: _std(w) == pytest.approx(math.sqrt(1 / 300), rel=0.05)),
@@ -109,7 +151,9 @@ def test_blocks_tag_their_convolutions():
 )
 def test_global_initialisation_by_name(init, check):
     torch.manual_seed(0)
-    net = build_model({"init": init, "layers": [{"Linear": {"out_features": 200}}, {"ReLU": {}}]}, (300,), None)
+    net = build_model(
+        {"init": init, "layers": [{"Linear": {"out_features": 200}}, {"ReLU": {}}]}, (300,), None
+    )
     w = net.get_submodule("0").weight.detach()
     assert check(w)
     assert torch.all(net.get_submodule("0").bias == 0)
@@ -117,8 +161,17 @@ def test_global_initialisation_by_name(init, check):
 
 def test_default_init_keeps_pytorch_and_per_layer_init_wins():
     torch.manual_seed(0)
-    net = build_model({"init": "default", "layers": [{"Linear": {"out_features": 200}},
-                                                     {"Linear": {"out_features": 10}, "init": "zeros"}]}, (300,), None)
+    net = build_model(
+        {
+            "init": "default",
+            "layers": [
+                {"Linear": {"out_features": 200}},
+                {"Linear": {"out_features": 10}, "init": "zeros"},
+            ],
+        },
+        (300,),
+        None,
+    )
     w = net.get_submodule("0").weight.detach()
     assert float(w.abs().max()) <= 1 / math.sqrt(300) + 1e-6  # torch's kaiming_uniform(a=sqrt(5))
     assert torch.any(net.get_submodule("0").bias != 0)  # torch's own bias init, kept
@@ -134,6 +187,17 @@ def test_recurrent_weights_orthogonal_biases_zero():
 
 
 def test_init_registry_names():
-    for name in ("xavier_uniform", "glorot_normal", "kaiming_normal", "he_uniform", "lecun_normal", "orthogonal",
-                 "normal", "uniform", "constant", "auto", "default"):
+    for name in (
+        "xavier_uniform",
+        "glorot_normal",
+        "kaiming_normal",
+        "he_uniform",
+        "lecun_normal",
+        "orthogonal",
+        "normal",
+        "uniform",
+        "constant",
+        "auto",
+        "default",
+    ):
         assert name in INITS

@@ -33,9 +33,17 @@ def test_global_pooling_over_maps_and_over_time():
     torch.testing.assert_close(one({"GlobalAvgPool": {}}, (7, 4))(seq), seq.mean(dim=1))
 
 
-@pytest.mark.parametrize(("name", "kind"), [("Prewitt", "prewitt"), ("Sobel", "sobel"), ("Laplacian4", "laplacian4"),
-                                            ("Laplacian8", "laplacian8"), ("Kirsch", "kirsch"),
-                                            ("Robinson", "robinson")])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("Prewitt", "prewitt"),
+        ("Sobel", "sobel"),
+        ("Laplacian4", "laplacian4"),
+        ("Laplacian8", "laplacian8"),
+        ("Kirsch", "kirsch"),
+        ("Robinson", "robinson"),
+    ],
+)
 def test_edge_detectors_are_fixed_known_kernels(name, kind):
     layer = one({name: {}}, (2, 10, 10))
     k = len(EDGE_KERNELS[kind])
@@ -59,14 +67,28 @@ def test_compass_masks_are_eight_rotations_and_magnitude_combines():
     x = torch.zeros(1, 1, 8, 8)
     x[..., 4:] = 1.0  # a vertical edge
     out = sobel(x)
-    assert out.shape == (1, 1, 8, 8) and out[0, 0, 4, 3] > 0 and out[0, 0, 4, 1] == pytest.approx(0, abs=1e-5)
-    assert one({"EdgeDetect": {"kind": "robinson", "combine": "max"}}, (3, 8, 8))(torch.rand(1, 3, 8, 8)).shape == (
-        1, 3, 8, 8)
+    assert (
+        out.shape == (1, 1, 8, 8)
+        and out[0, 0, 4, 3] > 0
+        and out[0, 0, 4, 1] == pytest.approx(0, abs=1e-5)
+    )
+    assert one({"EdgeDetect": {"kind": "robinson", "combine": "max"}}, (3, 8, 8))(
+        torch.rand(1, 3, 8, 8)
+    ).shape == (1, 3, 8, 8)
 
 
 def test_fixed_kernels_never_change_in_training():
-    net = build_model({"layers": [{"Sobel": {}}, {"Conv2d": {"out_channels": 2, "kernel_size": 3}},
-                                  {"GlobalAvgPool": {}}]}, (1, 8, 8), 2)
+    net = build_model(
+        {
+            "layers": [
+                {"Sobel": {}},
+                {"Conv2d": {"out_channels": 2, "kernel_size": 3}},
+                {"GlobalAvgPool": {}},
+            ]
+        },
+        (1, 8, 8),
+        2,
+    )
     before = net.get_submodule("0").weight.clone()
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     net(torch.rand(4, 1, 8, 8)).pow(2).sum().backward()
@@ -116,7 +138,10 @@ def test_recurrent_outputs_last_all_and_bidirectional():
         seq = all_steps(x)
         assert seq.shape == (3, 6, 5)
         torch.testing.assert_close(last(x), seq[:, -1])
-    bi = one({"LSTM": {"hidden_size": 5, "bidirectional": True, "num_layers": 2, "output": "all"}}, (6, 4))
+    bi = one(
+        {"LSTM": {"hidden_size": 5, "bidirectional": True, "num_layers": 2, "output": "all"}},
+        (6, 4),
+    )
     bi_last = one({"LSTM": {"hidden_size": 5, "bidirectional": True, "num_layers": 2}}, (6, 4))
     bi_last.load_state_dict(bi.state_dict())
     seq = bi(x)
@@ -130,8 +155,18 @@ def test_embedding_takes_float_token_ids_and_pretrained_vectors(tmp_path):
     vocab.write_text("<pad>\nthe\ncat\n")
     vectors = tmp_path / "glove.txt"
     vectors.write_text("3 2\ncat 0.5 -1.0\nthe 1.0 2.0\ndog 9 9\n")
-    emb = one({"Embedding": {"num_embeddings": 3, "embedding_dim": 2, "vectors": str(vectors), "vocab": str(vocab),
-                             "freeze": True}}, (4,))
+    emb = one(
+        {
+            "Embedding": {
+                "num_embeddings": 3,
+                "embedding_dim": 2,
+                "vectors": str(vectors),
+                "vocab": str(vocab),
+                "freeze": True,
+            }
+        },
+        (4,),
+    )
     torch.testing.assert_close(emb.weight[1], torch.tensor([1.0, 2.0]))
     torch.testing.assert_close(emb.weight[2], torch.tensor([0.5, -1.0]))
     assert not emb.weight.requires_grad
@@ -152,7 +187,11 @@ def test_residual_blocks_shortcuts_and_strides():
     assert v15.conv2.stride == (2, 2) and v15.conv1.stride == (1, 1) and v15.conv2.out_channels == 8
     assert v1.conv1.stride == (2, 2) and v1.conv2.stride == (1, 1)
     with pytest.raises(Exception, match="identity shortcut"):
-        build_model({"layers": [{"BasicBlock": {"out_channels": 16, "shortcut": "identity"}}]}, (8, 6, 6), None)
+        build_model(
+            {"layers": [{"BasicBlock": {"out_channels": 16, "shortcut": "identity"}}]},
+            (8, 6, 6),
+            None,
+        )
     # the shortcut is added before the last activation
     x = torch.rand(2, 8, 6, 6)
     basic.eval()
@@ -171,7 +210,10 @@ def test_dense_block_concatenates_and_transition_compresses():
 
 
 def test_inception_module_channels_and_branches():
-    inc = one({"Inception": {"b1": 4, "b3_reduce": 3, "b3": 5, "b5_reduce": 2, "b5": 6, "pool_proj": 7}}, (8, 9, 9))
+    inc = one(
+        {"Inception": {"b1": 4, "b3_reduce": 3, "b3": 5, "b5_reduce": 2, "b5": 6, "pool_proj": 7}},
+        (8, 9, 9),
+    )
     assert inc(torch.rand(1, 8, 9, 9)).shape == (1, 4 + 5 + 6 + 7, 9, 9)
     assert inc.branch5[1].conv.kernel_size == (5, 5)
 
@@ -185,9 +227,17 @@ def test_separable_convolutions_count_depthwise_plus_pointwise():
 
 def test_conv_bn_act_variants():
     cba = one({"ConvBNAct": {"out_channels": 4, "activation": "leaky_relu"}}, (3, 8, 8))
-    assert cba.conv.bias is None and isinstance(cba.act, nn.LeakyReLU) and cba.conv.padding == (1, 1)
-    plain = one({"ConvBNAct": {"out_channels": 4, "norm": "none", "kernel_size": 5, "stride": 2}}, (3, 8, 8))
-    assert plain.conv.bias is not None and plain.conv.padding == (2, 2) and isinstance(plain.norm, nn.Identity)
+    assert (
+        cba.conv.bias is None and isinstance(cba.act, nn.LeakyReLU) and cba.conv.padding == (1, 1)
+    )
+    plain = one(
+        {"ConvBNAct": {"out_channels": 4, "norm": "none", "kernel_size": 5, "stride": 2}}, (3, 8, 8)
+    )
+    assert (
+        plain.conv.bias is not None
+        and plain.conv.padding == (2, 2)
+        and isinstance(plain.norm, nn.Identity)
+    )
     c1 = one({"ConvBNAct": {"out_channels": 4}}, (3, 20))
     assert isinstance(c1.conv, nn.Conv1d)
     pre = one({"ConvBNAct": {"out_channels": 4, "preact": True}}, (3, 8, 8))
@@ -195,20 +245,72 @@ def test_conv_bn_act_variants():
 
 
 def test_reshape_permute_transpose_and_merges():
-    net = build_model({"layers": ["Flatten", {"Reshape": {"shape": [4, 3]}}, {"Transpose": {}}, {"Permute": {"dims": [1, 0]}}]},
-                      (12,), None)
+    net = build_model(
+        {
+            "layers": [
+                "Flatten",
+                {"Reshape": {"shape": [4, 3]}},
+                {"Transpose": {}},
+                {"Permute": {"dims": [1, 0]}},
+            ]
+        },
+        (12,),
+        None,
+    )
     assert [i.shape for i in net.infos] == [(12,), (4, 3), (3, 4), (4, 3)]
-    net = build_model({"layers": [{"Linear": {"out_features": 3}, "name": "a"},
-                                  {"Multiply": {}, "from": ["a", "a"]}]}, (3,), None)
+    net = build_model(
+        {
+            "layers": [
+                {"Linear": {"out_features": 3}, "name": "a"},
+                {"Multiply": {}, "from": ["a", "a"]},
+            ]
+        },
+        (3,),
+        None,
+    )
     x = torch.rand(2, 3)
     a = net.a(x)
     torch.testing.assert_close(net(x), a * a)
 
 
 def test_registry_lists_torch_layers_and_blocks():
-    for name in ("Conv2d", "LSTM", "BasicBlock", "Bottleneck", "DenseBlock", "Transition", "Inception", "Highway",
-                 "Maxout", "SumPool2d", "GlobalAvgPool", "Add", "Concat", "DropConnect", "Sobel", "Prewitt",
-                 "Laplacian4", "Laplacian8", "Kirsch", "Robinson", "Embedding", "RNN", "GRU", "ConvBNAct",
-                 "SeparableConv2d"):
+    for name in (
+        "Conv2d",
+        "LSTM",
+        "BasicBlock",
+        "Bottleneck",
+        "DenseBlock",
+        "Transition",
+        "Inception",
+        "Highway",
+        "Maxout",
+        "SumPool2d",
+        "GlobalAvgPool",
+        "Add",
+        "Concat",
+        "DropConnect",
+        "Sobel",
+        "Prewitt",
+        "Laplacian4",
+        "Laplacian8",
+        "Kirsch",
+        "Robinson",
+        "Embedding",
+        "RNN",
+        "GRU",
+        "ConvBNAct",
+        "SeparableConv2d",
+    ):
         assert name in LAYERS, name
     assert "MSELoss" not in LAYERS and "Sequential" not in LAYERS
+
+
+def test_gaussian_noise_only_in_training_and_autoencoder_codes():
+    noise = one({"GaussianNoise": {"std": 0.5}}, (100,))
+    x = torch.zeros(4, 100)
+    assert noise(x).std() == pytest.approx(0.5, rel=0.2)
+    noise.eval()
+    assert torch.equal(noise(x), x)
+    ae = build_model({"zoo": "mlp_autoencoder", "code": 2, "noise": 0.2}, (1, 28, 28), None)
+    codes = ae.outputs(torch.rand(5, 1, 28, 28), ["code"])["code"]
+    assert codes.shape == (5, 2)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -18,7 +19,11 @@ from hypothesis import strategies as st
 from deeppipe.errors import SpecError
 from deeppipe.models import build_model, conv_out
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# DEEPPIPE_HYPOTHESIS_EXAMPLES=2000 for a long run; the default keeps `make test` fast
+EXAMPLES = int(os.environ.get("DEEPPIPE_HYPOTHESIS_EXAMPLES", "60"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @given(data=st.data())
@@ -63,36 +68,72 @@ def _chains(draw):
             p = draw(st.integers(0, k // 2))
             oh, ow = conv_out(h, k, s, p, d), conv_out(w, k, s, p, d)
             if oh >= 1 and ow >= 1:
-                add({"Conv2d": {"out_channels": out, "kernel_size": k, "stride": s, "padding": p, "dilation": d}},
-                    (out, oh, ow))
+                add(
+                    {
+                        "Conv2d": {
+                            "out_channels": out,
+                            "kernel_size": k,
+                            "stride": s,
+                            "padding": p,
+                            "dilation": d,
+                        }
+                    },
+                    (out, oh, ow),
+                )
         elif kind in ("maxpool", "avgpool", "sumpool"):
             k, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
             if k <= h and k <= w:
-                name = {"maxpool": "MaxPool2d", "avgpool": "AvgPool2d", "sumpool": "SumPool2d"}[kind]
-                add({name: {"kernel_size": k, "stride": s}}, (c, conv_out(h, k, s), conv_out(w, k, s)))
+                name = {"maxpool": "MaxPool2d", "avgpool": "AvgPool2d", "sumpool": "SumPool2d"}[
+                    kind
+                ]
+                add(
+                    {name: {"kernel_size": k, "stride": s}},
+                    (c, conv_out(h, k, s), conv_out(w, k, s)),
+                )
         elif kind == "bn":
             add({"BatchNorm2d": {}}, shape)
         elif kind == "act":
-            add({"Activation": {"name": draw(st.sampled_from(["relu", "tanh", "gelu", "leaky_relu", "silu"]))}}, shape)
+            add(
+                {
+                    "Activation": {
+                        "name": draw(
+                            st.sampled_from(["relu", "tanh", "gelu", "leaky_relu", "silu"])
+                        )
+                    }
+                },
+                shape,
+            )
         elif kind == "dropout":
             add({"Dropout": {"p": 0.1}}, shape)
         elif kind == "convbnact":
-            out, k, s = draw(st.integers(1, 8)), draw(st.sampled_from([1, 3, 5])), draw(st.integers(1, 2))
-            add({"ConvBNAct": {"out_channels": out, "kernel_size": k, "stride": s}},
-                (out, conv_out(h, k, s, k // 2), conv_out(w, k, s, k // 2)))
+            out, k, s = (
+                draw(st.integers(1, 8)),
+                draw(st.sampled_from([1, 3, 5])),
+                draw(st.integers(1, 2)),
+            )
+            add(
+                {"ConvBNAct": {"out_channels": out, "kernel_size": k, "stride": s}},
+                (out, conv_out(h, k, s, k // 2), conv_out(w, k, s, k // 2)),
+            )
         elif kind == "sep":
             out = draw(st.integers(1, 8))
             add({"SeparableConv2d": {"out_channels": out}}, (out, h, w))
         elif kind == "basic":
             out, s = draw(st.integers(1, 8)), draw(st.integers(1, 2))
-            add({"BasicBlock": {"out_channels": out, "stride": s}}, (out, conv_out(h, 3, s, 1), conv_out(w, 3, s, 1)))
+            add(
+                {"BasicBlock": {"out_channels": out, "stride": s}},
+                (out, conv_out(h, 3, s, 1), conv_out(w, 3, s, 1)),
+            )
         elif kind == "residual":
             add({"Conv2d": {"out_channels": c, "kernel_size": 3, "padding": 1}}, shape)
             add({"Add": {}, "from": [-2, -1]}, shape)
         elif kind == "concat":
             a, b = draw(st.integers(1, 4)), draw(st.integers(1, 4))
             add({"Conv2d": {"out_channels": a, "kernel_size": 1}}, (a, h, w))
-            add({"Conv2d": {"out_channels": b, "kernel_size": 3, "padding": 1}, "from": -2}, (b, h, w))
+            add(
+                {"Conv2d": {"out_channels": b, "kernel_size": 3, "padding": 1}, "from": -2},
+                (b, h, w),
+            )
             add({"Concat": {}, "from": [-2, -1]}, (a + b, h, w))
         elif kind == "edges":
             add({"Sobel": {}}, (2 * c, h, w))
@@ -111,17 +152,30 @@ def _chains(draw):
     return layers, expected, in_shape
 
 
-MISTAKES = ["linear_on_map", "pool_too_big", "unknown_layer", "unknown_arg", "bad_from", "conv_on_flat",
-            "concat_mismatch", "add_mismatch", "step"]
+MISTAKES = [
+    "linear_on_map",
+    "pool_too_big",
+    "unknown_layer",
+    "unknown_arg",
+    "bad_from",
+    "conv_on_flat",
+    "concat_mismatch",
+    "add_mismatch",
+    "step",
+]
 
 
 @given(data=st.data(), mistake=st.sampled_from(MISTAKES))
 @SETTINGS
 def test_random_invalid_chains_fail_with_a_located_spec_error(data, mistake):
     layers, expected, in_shape = data.draw(_chains())
-    maps = [i for i, s in enumerate([in_shape, *expected]) if len(s) == 3]  # positions whose input is a map
+    maps = [
+        i for i, s in enumerate([in_shape, *expected]) if len(s) == 3
+    ]  # positions whose input is a map
     flats = [i for i, s in enumerate([in_shape, *expected]) if len(s) == 1]
-    pos = data.draw(st.sampled_from(maps if mistake not in ("conv_on_flat",) or not flats else flats))
+    pos = data.draw(
+        st.sampled_from(maps if mistake not in ("conv_on_flat",) or not flats else flats)
+    )
     shape_in = ([in_shape, *expected])[pos]
     if mistake == "conv_on_flat" and not flats:
         layers = [*layers, "Flatten"]
@@ -132,9 +186,13 @@ def test_random_invalid_chains_fail_with_a_located_spec_error(data, mistake):
     elif mistake == "linear_on_map":
         mistake_entry = {"Linear": {"out_features": 3}}
     elif mistake == "pool_too_big":
-        mistake_entry = {"MaxPool2d": {"kernel_size": max(shape_in[1:]) + data.draw(st.integers(1, 3))}}
+        mistake_entry = {
+            "MaxPool2d": {"kernel_size": max(shape_in[1:]) + data.draw(st.integers(1, 3))}
+        }
     elif mistake == "unknown_layer":
-        mistake_entry = {data.draw(st.sampled_from(["Conv2dd", "Linaer", "MaxPool", "Relu6x", "BatchNorm"])): {}}
+        mistake_entry = {
+            data.draw(st.sampled_from(["Conv2dd", "Linaer", "MaxPool", "Relu6x", "BatchNorm"])): {}
+        }
     elif mistake == "unknown_arg":
         mistake_entry = {"Conv2d": {"out_channels": 2, "kernel_size": 1, "kernal_size": 3}}
     elif mistake == "bad_from":
@@ -158,31 +216,125 @@ def test_random_invalid_chains_fail_with_a_located_spec_error(data, mistake):
 
 
 # ----------------------------------------------------------------------------- fuzzing
-LAYER_NAMES = ["Conv2d", "Conv1d", "Linear", "MaxPool2d", "AvgPool1d", "BatchNorm2d", "BatchNorm1d", "Flatten",
-               "LSTM", "GRU", "Embedding", "Add", "Concat", "Reshape", "Permute", "ConvBNAct", "BasicBlock",
-               "Bottleneck", "Inception", "DenseBlock", "Transition", "Sobel", "Highway", "Maxout", "DropConnect",
-               "Activation", "Dropout", "GlobalAvgPool", "Unflatten", "Upsample", "ConvTranspose2d", "LayerNorm",
-               "GroupNorm", "SeparableConv2d", "SumPool2d", "PReLU", "Softmax", "Nope", "act", "Identity"]
-ARG_NAMES = ["out_channels", "out_features", "kernel_size", "stride", "padding", "dilation", "hidden_size",
-             "num_layers", "output", "shape", "dims", "dim", "num_embeddings", "embedding_dim", "p", "b1", "b3",
-             "growth_rate", "compression", "name", "groups", "bias", "bidirectional", "scale_factor", "num_groups",
-             "unflattened_size", "pieces", "shortcut", "norm", "activation", "in_channels", "padding_mode"]
+LAYER_NAMES = [
+    "Conv2d",
+    "Conv1d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool1d",
+    "BatchNorm2d",
+    "BatchNorm1d",
+    "Flatten",
+    "LSTM",
+    "GRU",
+    "Embedding",
+    "Add",
+    "Concat",
+    "Reshape",
+    "Permute",
+    "ConvBNAct",
+    "BasicBlock",
+    "Bottleneck",
+    "Inception",
+    "DenseBlock",
+    "Transition",
+    "Sobel",
+    "Highway",
+    "Maxout",
+    "DropConnect",
+    "Activation",
+    "Dropout",
+    "GlobalAvgPool",
+    "Unflatten",
+    "Upsample",
+    "ConvTranspose2d",
+    "LayerNorm",
+    "GroupNorm",
+    "SeparableConv2d",
+    "SumPool2d",
+    "PReLU",
+    "Softmax",
+    "Nope",
+    "act",
+    "Identity",
+]
+ARG_NAMES = [
+    "out_channels",
+    "out_features",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "hidden_size",
+    "num_layers",
+    "output",
+    "shape",
+    "dims",
+    "dim",
+    "num_embeddings",
+    "embedding_dim",
+    "p",
+    "b1",
+    "b3",
+    "growth_rate",
+    "compression",
+    "name",
+    "groups",
+    "bias",
+    "bidirectional",
+    "scale_factor",
+    "num_groups",
+    "unflattened_size",
+    "pieces",
+    "shortcut",
+    "norm",
+    "activation",
+    "in_channels",
+    "padding_mode",
+]
 VALUES = st.one_of(
     st.integers(-2, 12),
-    st.sampled_from([0.0, 0.5, 1.5, True, False, None, "same", "valid", "relu", "auto", "input", "last", "all", "x",
-                     "$x", "pad", "zeros"]),
+    st.sampled_from(
+        [
+            0.0,
+            0.5,
+            1.5,
+            True,
+            False,
+            None,
+            "same",
+            "valid",
+            "relu",
+            "auto",
+            "input",
+            "last",
+            "all",
+            "x",
+            "$x",
+            "pad",
+            "zeros",
+        ]
+    ),
     st.lists(st.integers(-1, 6), max_size=3),
 )
 ENTRY = st.builds(
     lambda name, args, extra: {name: args, **extra},
     st.sampled_from(LAYER_NAMES),
-    st.one_of(st.none(), st.dictionaries(st.sampled_from(ARG_NAMES), VALUES, max_size=3), st.integers(), st.text()),
+    st.one_of(
+        st.none(),
+        st.dictionaries(st.sampled_from(ARG_NAMES), VALUES, max_size=3),
+        st.integers(),
+        st.text(),
+    ),
     st.fixed_dictionaries(
         {},
         optional={
             "repeat": st.integers(-1, 3),
-            "from": st.one_of(st.integers(-3, 3), st.sampled_from(["input", "a", "b"]),
-                              st.lists(st.sampled_from(["input", -1, -2, "a"]), max_size=3)),
+            "from": st.one_of(
+                st.integers(-3, 3),
+                st.sampled_from(["input", "a", "b"]),
+                st.lists(st.sampled_from(["input", -1, -2, "a"]), max_size=3),
+            ),
             "name": st.sampled_from(["a", "b", "1x", "input"]),
             "activation": st.sampled_from(["relu", "step", "bogus", "tanh"]),
             "trainable": st.sampled_from([True, False, "no"]),
@@ -196,8 +348,10 @@ SHAPES = st.one_of(
 )
 
 
-@given(layers=st.lists(ENTRY, min_size=1, max_size=5), shape=SHAPES, nout=st.sampled_from([None, 1, 3]))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    layers=st.lists(ENTRY, min_size=1, max_size=5), shape=SHAPES, nout=st.sampled_from([None, 1, 3])
+)
+@settings(max_examples=5 * EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_nonsense_is_a_spec_error_never_a_raw_exception(layers, shape, nout):
     try:
         net = build_model({"layers": layers}, shape, nout)

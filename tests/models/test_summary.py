@@ -33,19 +33,37 @@ def test_small_cnn_table_rows_and_totals():
     assert s.rows[0].macs == 32 * 28 * 28 * 9
     assert s.receptive_field == 10  # 3 -> pool -> 4 -> +2*2 -> 8 -> pool -> 10
     table = s.table()
-    for text in ("Conv2d", "(32, 28, 28)", "18,496", "Total parameters:", "50,186", "MACs per sample:",
-                 "Receptive field (conv part): 10 x 10"):
+    for text in (
+        "Conv2d",
+        "(32, 28, 28)",
+        "18,496",
+        "Total parameters:",
+        "50,186",
+        "MACs per sample:",
+        "Receptive field (conv part): 10 x 10",
+    ):
         assert text in table
     widths = {len(line) for line in table.splitlines()[2:10]}
-    assert len(widths) <= 2  # fixed width columns (right-stripped lines may differ by the last cell)
+    assert (
+        len(widths) <= 2
+    )  # fixed width columns (right-stripped lines may differ by the last cell)
 
 
 def test_trainable_counts_frozen_layers_and_to_dict():
-    spec = {"layers": [{"Linear": {"out_features": 4}, "trainable": False}, {"Linear": {"out_features": 2}}]}
+    spec = {
+        "layers": [
+            {"Linear": {"out_features": 4}, "trainable": False},
+            {"Linear": {"out_features": 2}},
+        ]
+    }
     s = summarize(build_model(spec, (3,), 2), (3,))
     assert s.total_params == 16 + 10 and s.trainable_params == 10 and s.non_trainable_params == 16
     d = s.to_dict()
-    assert d["total_params"] == 26 and d["rows"][0]["output_shape"] == [4] and d["receptive_field"] is None
+    assert (
+        d["total_params"] == 26
+        and d["rows"][0]["output_shape"] == [4]
+        and d["receptive_field"] is None
+    )
 
 
 def test_nested_rows_with_depth_and_block_types():
@@ -90,7 +108,11 @@ def test_draw_graph_writes_png_for_models_and_specs(tmp_path):
     spec = {
         "layers": [
             {"Conv2d": {"out_channels": 4, "kernel_size": 1}, "from": "input", "name": "b1"},
-            {"Conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1}, "from": "input", "name": "b3"},
+            {
+                "Conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1},
+                "from": "input",
+                "name": "b3",
+            },
             {"Concat": {}, "from": ["b1", "b3"]},
             {"Add": {}, "from": [-1, -1]},
         ]

@@ -53,7 +53,7 @@ def count(m: torch.nn.Module) -> int:
 
 
 def test_the_zoo_has_every_required_model():
-    assert REQUIRED <= set(zoo.names())
+    assert set(zoo.names()) >= REQUIRED
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -68,7 +68,9 @@ def test_published_parameter_counts(name):
 
 
 def test_alexnet_single_gpu_variant_and_googlenet_true_5x5():
-    assert count(build_model({"zoo": "alexnet", "groups": 1}, None, None, device="meta")) == 62_378_344
+    assert (
+        count(build_model({"zoo": "alexnet", "groups": 1}, None, None, device="meta")) == 62_378_344
+    )
     paper = build_model({"zoo": "googlenet", "b5_kernel": 5}, None, None, device="meta")
     assert count(paper) > PUBLISHED["googlenet"]
     assert paper.get_submodule("inception3a.0.branch5.1.conv").kernel_size == (5, 5)
@@ -89,7 +91,9 @@ def _task_inputs(name: str) -> tuple[tuple[int, ...], int | None, str]:
 
 def _batch(name: str, shape: tuple[int, ...], n: int = 4) -> torch.Tensor:
     if name == "text_cnn":
-        return torch.randint(0, 50, (n, *shape)).float()  # token ids as floats, as the data provides them
+        return torch.randint(
+            0, 50, (n, *shape)
+        ).float()  # token ids as floats, as the data provides them
     return torch.rand(n, *shape)
 
 
@@ -138,22 +142,28 @@ def test_small_variants_build_fast(name):
 
 
 def _timed(name, shape, nout) -> float:
-    t = time.perf_counter()
+    # CPU time of this process: other jobs on a shared test machine do not count against the model
+    t = time.process_time()
     build_model({"zoo": name}, shape, nout)
-    return time.perf_counter() - t
+    return time.process_time() - t
 
 
 # ----------------------------------------------------------------------------- overrides
 def test_overrides_classes_channels_size_width_dropout():
-    net = build_model({"zoo": "resnet18", "num_classes": 10, "in_channels": 1, "input_size": 32, "width": 0.5}, None,
-                      None)
+    net = build_model(
+        {"zoo": "resnet18", "num_classes": 10, "in_channels": 1, "input_size": 32, "width": 0.5},
+        None,
+        None,
+    )
     assert net.input_shape == (1, 32, 32)
     assert net.stem.conv.in_channels == 1 and net.stem.conv.out_channels == 32
     assert net.fc.out_features == 10
     assert net(torch.rand(2, 1, 32, 32)).shape == (2, 10)
     vgg = build_model({"zoo": "vgg11", "dropout": 0.25}, (3, 32, 32), 10)
     assert {m.p for m in vgg.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
-    mlp = build_model({"zoo": "mlp", "hidden": 64, "hidden_layers": 3, "activation": "tanh"}, (20,), 2)
+    mlp = build_model(
+        {"zoo": "mlp", "hidden": 64, "hidden_layers": 3, "activation": "tanh"}, (20,), 2
+    )
     assert len(mlp.hidden) == 3 and isinstance(mlp.hidden[0].get_submodule("1"), torch.nn.Tanh)
 
 
@@ -172,13 +182,19 @@ def test_zoo_models_adapt_to_the_data_shape():
     assert net.output_shape == (10,) and net.input_shape == (1, 32, 32)
     assert build_model({"zoo": "lstm_forecaster"}, (24, 3), 6)(torch.rand(2, 24, 3)).shape == (2, 6)
     assert build_model({"zoo": "mlp_autoencoder"}, (20,), None)(torch.rand(2, 20)).shape == (2, 20)
-    assert build_model({"zoo": "conv_autoencoder"}, (3, 16, 16), None)(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)
+    assert build_model({"zoo": "conv_autoencoder"}, (3, 16, 16), None)(
+        torch.rand(2, 3, 16, 16)
+    ).shape == (2, 3, 16, 16)
 
 
 def test_zoo_errors_name_the_zoo_file():
     with pytest.raises(SpecError) as e:
         build_model({"zoo": "alexnet"}, (3, 32, 32), 10)
-    assert e.value.path == "model.zoo" and "alexnet.yml" in str(e.value) and "MaxPool2d" in str(e.value)
+    assert (
+        e.value.path == "model.zoo"
+        and "alexnet.yml" in str(e.value)
+        and "MaxPool2d" in str(e.value)
+    )
     with pytest.raises(SpecError, match="did you mean 'resnet18'"):
         build_model({"zoo": "resnet-18"}, None, None)
     with pytest.raises(SpecError, match="did you mean 'dropout'"):
@@ -206,3 +222,11 @@ def test_published_macs_and_receptive_fields():
     assert round(s.macs / 1e9, 2) == 15.47 and s.receptive_field == 212
     s = summarize(build_model({"zoo": "alexnet_v2"}, None, None, device="meta"), (3, 224, 224))
     assert s.receptive_field == 195 and round(s.macs / 1e9, 2) == 0.71
+
+
+def test_zoo_input_override():
+    net = build_model({"zoo": "resnet20", "input": [1, 16, 16]}, None, None)
+    assert net.input_shape == (1, 16, 16)
+    with pytest.raises(SpecError) as e:
+        build_model({"zoo": "resnet20", "input": [1, 16, 16]}, (3, 32, 32), 10)
+    assert e.value.path == "model.input"

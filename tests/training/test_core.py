@@ -161,3 +161,30 @@ def test_progress_bar_runs(digits_sources, task, capsys):
     fit(mlp(), train, val, {"epochs": 1, "progress": True, "log_every": 5}, task)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "val/accuracy" in err
+
+
+def test_validate_config_catches_mistakes_without_a_model():
+    from deeppipe.training import validate_config
+
+    ok = validate_config(
+        {
+            "optimizer": {"name": "sgd", "momentum": 0.9},
+            "schedule": {"name": "cosine", "warmup_epochs": 1},
+            "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
+        }
+    )
+    assert isinstance(ok, TrainConfig)
+    cases = {
+        "train.optimizer.momentun": {"optimizer": {"name": "sgd", "momentun": 0.9}},
+        "train.optimizer.param_groups[0].betaz": {
+            "optimizer": {"param_groups": [{"match": "x", "betaz": [0.9, 0.99]}]}
+        },
+        "train.schedule.gama": {"schedule": {"name": "step", "step_size": 2, "gama": 0.5}},
+        "train.loss.name": {"loss": {"name": "hueber"}},
+        "train.compile.mdoe": {"compile": {"mdoe": "max-autotune"}},
+        "train.freeze": {"freeze": 3},
+    }
+    for path, section in cases.items():
+        with pytest.raises(SpecError) as err:
+            validate_config(section)
+        assert path in str(err.value), (path, str(err.value))

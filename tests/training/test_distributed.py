@@ -7,7 +7,7 @@ import torch
 
 from deeppipe.data.batches import TensorBatches
 from deeppipe.tracking.tracker import MemoryTracker
-from deeppipe.training import checkpoint_info, fit
+from deeppipe.training import TrainConfig, checkpoint_info, fit
 
 from .helpers import max_diff, mlp, quiet
 
@@ -53,15 +53,23 @@ def test_two_gloo_processes_match_a_single_process_run(digits_tensors, task, tmp
     assert info["finished"] and info["epoch"] == 3 and info["spec_hash"] == "d"
 
 
-def test_a_spec_mistake_inside_the_workers_is_reported_cleanly(digits_sources, task):
-    from deeppipe.training import TrainingError
+def test_worker_errors_come_back_as_clean_messages(monkeypatch, digits_sources, task):
+    """A SpecError in a worker is returned (not raised into the launcher's ChildFailedError)
+    and the launching process raises it as a TrainingError: no traceback for a user mistake."""
+    from deeppipe.errors import SpecError
+    from deeppipe.training import TrainingError, distributed
 
+    def bad_rank(*args, **kwargs):
+        raise SpecError("metric 'val/f1' is not logged", path="train.early_stopping.monitor")
+
+    monkeypatch.setattr(distributed, "run_rank", bad_rank)
     train, val = digits_sources
-    cfg = quiet(
-        epochs=1,
-        early_stopping={"monitor": "val/f1"},
-        distributed={"nproc_per_node": 2, "backend": "gloo"},
-    )
-    with pytest.raises(TrainingError) as err:
+    cfg = TrainConfig(**quiet(epochs=1, distributed={"nproc_per_node": 2, "backend": "gloo"}))
+    out = distributed._worker(mlp(), train, val, cfg, task, None, 0, None, None, None)
+    assert "train.early_stopping.monitor" in out["error"]
+
+    import torch.distributed.launcher.api as launcher
+
+    monkeypatch.setattr(launcher, "elastic_launch", lambda config, fn: lambda *a: {0: out, 1: out})
+    with pytest.raises(TrainingError, match=r"train.early_stopping.monitor"):
         fit(mlp(), train, val, cfg, task)
-    assert "train.early_stopping.monitor" in str(err.value)

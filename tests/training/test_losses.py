@@ -143,3 +143,28 @@ def test_multiclass_hinge_trains_a_linear_svm(digits_sources):
         Task("multiclass", 10),
     )
     assert r.history[-1]["val/accuracy"] > 0.8
+
+
+def test_sequence_tagging_many_to_many():
+    """Batch-first (N, T, C) logits with (N, T) tags: cross-entropy per step, token accuracy."""
+    from deeppipe.data.batches import TensorBatches
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 6, 3)
+    tags = (x[..., 0] > 0).long() + (x[..., 1] > 1).long()  # a tag per step, 3 classes
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.head = nn.GRU(3, 16, batch_first=True), nn.Linear(16, 3)
+
+        def forward(self, seq):
+            return self.head(self.rnn(seq)[0])
+
+    logits = torch.randn(4, 6, 3)
+    expect = F.cross_entropy(logits.reshape(-1, 3), tags[:4].reshape(-1))
+    assert float(_loss("cross_entropy")(logits, tags[:4])) == pytest.approx(float(expect))
+    train = TensorBatches(x[:200], tags[:200], 32, seed=0)
+    val = TensorBatches(x[200:], tags[200:], 64, shuffle=False)
+    r = fit(Tagger(), train, val, quiet(epochs=6, optimizer={"lr": 0.02}), Task("multiclass", 3))
+    assert r.history[-1]["val/accuracy"] > 0.85

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from deeppipe.errors import SpecError, join_path
 
@@ -38,8 +38,11 @@ class AugmentConfig(BaseModel):
     num_workers: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _build_all(self) -> AugmentConfig:
-        validate_augment(self)
+    def _build_all(self, info: ValidationInfo) -> AugmentConfig:
+        # A SpecError passes through pydantic untouched; the spec file name can come in through
+        # ``model_validate(raw, context={"file": ...})``.
+        file = (info.context or {}).get("file") if isinstance(info.context, dict) else None
+        validate_augment(self, file)
         return self
 
 
@@ -82,22 +85,21 @@ def _parse(raw: dict, file: str | None) -> AugmentConfig:
     from pydantic import ValidationError
 
     try:
-        cfg = AugmentConfig.model_validate(raw)
+        cfg = AugmentConfig.model_validate(raw, context={"file": file})
     except ValidationError as err:
-        first = err.errors()[0]
+        # an unknown key explains more than the "missing" error it causes next to it
+        errors = sorted(err.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+        first = errors[0]
         loc = ["augment", *first.get("loc", ())]
         bad = loc[-1] if first.get("type") == "extra_forbidden" else None
+        fields = AugmentConfig.model_fields if len(loc) == 2 else OfflineConfig.model_fields
         raise SpecError(
             first.get("msg", "invalid augment section"),
             path=join_path(*loc),
             file=file,
-            expected=(
-                "one of " + ", ".join(AugmentConfig.model_fields)
-                if bad is not None and len(loc) == 2
-                else None
-            ),
+            expected="one of " + ", ".join(fields) if bad is not None else None,
             found=first.get("input", ...) if bad is None else bad,
-            candidates=list(AugmentConfig.model_fields) if bad is not None else None,
+            candidates=list(fields) if bad is not None else None,
         ) from None
     except SpecError as err:
         raise err.with_context(file=file) if file else err from None

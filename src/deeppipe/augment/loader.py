@@ -21,8 +21,13 @@ from deeppipe.augment.transform import augment_one, seed_compose, stack_same_sha
 
 
 def default_workers() -> int:
-    """Leave one core to the training loop; at most 4 workers."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """One worker per core, at most 4.
+
+    The training process mostly waits (on the GPU, or on the next batch), so leaving a core idle
+    for it costs more throughput than it saves: on 2 cores, 1 worker measured 0.81 of a bare
+    single-process loop, 2 workers 0.93 (benchmarks/loader_throughput.py, loaded machine).
+    """
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class _BatchKeys(Sampler):
@@ -60,9 +65,6 @@ class _AugmentedBatches(Dataset):
 def _worker_init(_: int) -> None:
     # Workers are processes: one thread each, or they fight the trainer and each other for cores.
     torch.set_num_threads(1)
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 class AlbumentationsBatches:
@@ -89,6 +91,13 @@ class AlbumentationsBatches:
         self.device = torch.device(device)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.sampler = _BatchKeys(len(x), self.batch_size, int(seed), shuffle)
+        if self.num_workers:
+            # OpenCV's thread pool does not survive fork(): a worker that touches a pool the
+            # parent had started can hang. One OpenCV thread in the parent before forking makes
+            # the children safe (the parent does no per-sample work on this path).
+            import cv2
+
+            cv2.setNumThreads(1)
         pin = self.device.type == "cuda"
         self.loader = DataLoader(
             _AugmentedBatches(self.x, self.y, compose, int(seed)),

@@ -85,6 +85,7 @@ def build_train_source(
                   "(set augment.offline.online: true to add it)")
         return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device)
     compose, plan, why = train_plan(cfg)
+    check_sizes(cfg, tuple(x.shape[1:]))
     if plan is not None:
         _say(log, f"augment: device-side batch path on {device} ({', '.join(plan.names)})")
         return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device,
@@ -95,6 +96,42 @@ def build_train_source(
     _say(log, f"augment: per-sample albumentations in {source.num_workers} worker process(es); "
               f"not on the device because {why}")
     return source
+
+
+def augmented_shape(
+    cfg: AugmentConfig | None, sample_shape: tuple[int, ...], split: str = "train"
+) -> tuple[int, ...]:
+    """The (C, H, W) a split's pipeline outputs for inputs of ``sample_shape`` (probed on a grey image).
+
+    The model must be built for this shape when ``augment.train`` crops or resizes.
+    """
+    items = getattr(cfg, split, None) if cfg is not None else None
+    if not items or len(sample_shape) != 3:
+        return tuple(sample_shape)
+    probe = np.full((1, *sample_shape), 0.5, dtype=np.float32)
+    if split == "train":
+        compose, plan, _ = train_plan(cfg)
+        if plan is not None:
+            return tuple(plan(torch.from_numpy(probe), torch.Generator().manual_seed(0)).shape[1:])
+    else:
+        compose = build_compose(items, f"augment.{split}")
+    return tuple(apply_compose(compose, probe).shape[1:])
+
+
+def check_sizes(cfg: AugmentConfig, sample_shape: tuple[int, ...]) -> None:
+    """Training and evaluation images must reach the model at one size."""
+    train = augmented_shape(cfg, sample_shape, "train")
+    for split in ("val", "test"):
+        other = augmented_shape(cfg, sample_shape, split)
+        if other != train:
+            raise SpecError(
+                f"augment.train turns {sample_shape} images into {train}, but {split} images reach "
+                f"the model as {other}",
+                path=f"augment.{split}",
+                expected=f"a {split} list ending at {train} (e.g. the same Resize or CenterCrop), "
+                "or a training pipeline that keeps the size",
+                found=getattr(cfg, split, None),
+            )
 
 
 def build_eval_transform(
@@ -124,9 +161,15 @@ def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
     """Augment a whole array once with the training pipeline, by the path training would take."""
     check_images(x, "augment.train")
     compose, plan, _ = train_plan(cfg)
+    if not len(x):
+        return x.copy()
     if plan is None:
-        return np.concatenate([apply_compose(compose, x[i:i + chunk], seed=seed, key=(key, i))
-                               for i in range(0, len(x), chunk)]) if len(x) else x.copy()
+        # The loader seeds each chunk by (seed, key, chunk index), so the result is the same
+        # in-process (small arrays) or in worker processes (large ones, e.g. offline copies).
+        workers = 0 if len(x) < 4 * chunk else None
+        src = AlbumentationsBatches(x, np.zeros(len(x), np.int64), compose, chunk, seed=seed,
+                                    shuffle=False, num_workers=workers)
+        return np.concatenate([xb.numpy() for xb, _ in src.epoch(key)])
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + key)
     with torch.no_grad():
         parts = [plan(torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])), gen).numpy()

@@ -48,6 +48,10 @@ def tta_predict(
     from deeppipe.augment.transform import apply_compose
 
     views = view_composes(getattr(cfg, "tta", None) if cfg is not None else None)
+    if views:
+        from deeppipe.augment.source import check_images
+
+        check_images(x, "augment.tta")
     total = np.asarray(predict_fn(x), dtype=np.float64)
     for k, compose in enumerate(views):
         xv = apply_compose(compose, x, seed=seed * 7919 + k)

@@ -15,10 +15,12 @@ from deeppipe.errors import SpecError, closest, join_path
 from deeppipe.models import zoo
 from deeppipe.models.activations import ACTIVATIONS, make_activation
 from deeppipe.models.builder import build_network
+from deeppipe.models.graph import draw_graph
 from deeppipe.models.init import INITS
 from deeppipe.models.network import Network, NodeInfo
 from deeppipe.models.registry import LAYERS, register_layer
 from deeppipe.models.shapes import conv_out, fmt
+from deeppipe.models.summary import ModelSummary, SummaryRow, summarize
 
 __all__ = [
     "ACTIVATIONS",
@@ -27,6 +29,7 @@ __all__ = [
     "ModelSummary",
     "Network",
     "NodeInfo",
+    "SummaryRow",
     "build_model",
     "conv_out",
     "draw_graph",
@@ -41,6 +44,7 @@ ZOO_OVERRIDES = (
     "num_outputs",
     "in_channels",
     "input_size",
+    "input",
     "width",
     "width_multiplier",
     "depth",
@@ -139,12 +143,8 @@ def _build_zoo(
 ) -> nn.Module:
     name = spec["zoo"]
     zpath = join_path(path, "zoo")
-    zspec = (
-        zoo.load(name, path=zpath, file=file)
-        if isinstance(name, str)
-        else zoo.load(str(name), path=zpath, file=file)
-    )
-    name = name.lower()
+    name = str(name).lower()
+    zspec = zoo.load(name, path=zpath, file=file)
     declared = dict(zspec.get("args") or {})
     overrides = {k: v for k, v in spec.items() if k != "zoo"}
     head_key = next((k for k in ("num_classes", "num_outputs") if k in declared), None)
@@ -179,6 +179,11 @@ def _build_zoo(
         new_args[head_key] = int(num_outputs)
     in_channels = overrides.pop("in_channels", None)
     input_size = overrides.pop("input_size", None)
+    explicit_input = "input" in overrides
+    if explicit_input:
+        from deeppipe.models.builder import _input_shape
+
+        zspec["input"] = list(_input_shape(overrides.pop("input"), join_path(path, "input"), file))
     for short, long in (("width", "width_multiplier"), ("depth", "depth_multiplier")):
         if short in overrides and short not in declared:
             overrides[long] = overrides.pop(short)
@@ -203,13 +208,20 @@ def _build_zoo(
     if input_shape is not None:
         shape = tuple(int(s) for s in input_shape)
         if (
-            (in_channels is not None or input_size is not None)
+            (in_channels is not None or input_size is not None or explicit_input)
             and len(shape) == len(default_shape)
             and shape != default_shape
         ):
+            key = (
+                "input"
+                if explicit_input
+                else "in_channels"
+                if in_channels is not None
+                else "input_size"
+            )
             raise SpecError(
                 f"the overrides ask for input {fmt(default_shape)} but the data's samples are {fmt(shape)}",
-                path=join_path(path, "in_channels" if in_channels is not None else "input_size"),
+                path=join_path(path, key),
                 file=file,
                 expected=fmt(shape),
                 found=list(default_shape),
@@ -230,26 +242,3 @@ def _build_zoo(
             found=e.found,
             suggestion=e.suggestion,
         ) from None
-
-
-def summarize(model: nn.Module, input_shape: tuple[int, ...], *, depth: int = 1) -> ModelSummary:
-    """The layer table of ``model`` for one sample of ``input_shape``; see ModelSummary."""
-    from deeppipe.models.summary import summarize as _summarize
-
-    return _summarize(model, input_shape, depth=depth)
-
-
-def draw_graph(
-    model_or_spec: nn.Module | dict[str, Any],
-    input_shape: tuple[int, ...] | None,
-    path: Any,
-    *,
-    num_outputs: int | None = None,
-) -> Any:
-    """Write a picture (PNG, or SVG/PDF by the file's suffix) of the network's graph to ``path``."""
-    from deeppipe.models.graph import draw_graph as _draw
-
-    return _draw(model_or_spec, input_shape, path, num_outputs=num_outputs)
-
-
-from deeppipe.models.summary import ModelSummary  # noqa: E402

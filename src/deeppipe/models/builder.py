@@ -3,8 +3,8 @@
 The builder walks the ``layers:`` list once. For each entry it resolves the layer (torch.nn,
 a deeppipe block, a user-registered layer, or a block defined in the spec), fills the input
 sizes from the shape flowing in, constructs the layer on the meta device and runs it once on a
-meta tensor to learn its output shape: no memory is allocated and no arithmetic done, so a
-ResNet-152 is checked in milliseconds. Every failure becomes a SpecError that names the YAML path
+meta tensor to learn its output shape: no memory is allocated and no arithmetic done, so even
+a ResNet-152 is checked in a fraction of a second. Every failure becomes a SpecError that names the YAML path
 and the shapes. The finished network is then materialised on the CPU and initialised (module
 order, so a seed gives the same weights every time).
 
@@ -18,6 +18,7 @@ import copy
 import inspect
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +57,16 @@ MODEL_KEYS = (
 INFO_KEYS = ("task", "loss", "small_input", "reference", "published_params")
 BLOCK_KEYS = ("args", "layers", "output", "description")
 DEFAULT_WIDTH_ARGS = ("out_channels", "out_features", "hidden_size")
-POSITIVE_KEYS = ("out_channels", "out_features", "hidden_size", "num_embeddings", "embedding_dim", "num_layers",
-                 "kernel_size", "growth_rate")
+POSITIVE_KEYS = (
+    "out_channels",
+    "out_features",
+    "hidden_size",
+    "num_embeddings",
+    "embedding_dim",
+    "num_layers",
+    "kernel_size",
+    "growth_rate",
+)
 ACTIVATION_LAYER = {"activation", "act"}
 _REQUIRED = object()
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -128,7 +137,6 @@ class Built:
     shape: tuple[int, ...]
     is_map: bool
     type: str
-    extra: dict = field(default_factory=dict)
 
 
 def _err(msg: str, path: str, ctx: Ctx | None, **kw: Any) -> SpecError:
@@ -556,9 +564,16 @@ def build_layer(
 
     for key in POSITIVE_KEYS:
         value = kwargs.get(key)
-        if key in kwargs and (isinstance(value, bool) or (isinstance(value, (int, float)) and value < 1)):
-            raise _err(f"{key} must be a positive whole number", f"{lpath}.{key}", ctx, expected="e.g. 32",
-                       found=value)
+        if key in kwargs and (
+            isinstance(value, bool) or (isinstance(value, (int, float)) and value < 1)
+        ):
+            raise _err(
+                f"{key} must be a positive whole number",
+                f"{lpath}.{key}",
+                ctx,
+                expected="e.g. 32",
+                found=value,
+            )
 
     # width multiplier
     if scale_width and ctx.width != 1.0:
@@ -615,7 +630,9 @@ def build_layer(
     if "batch_first" in params and "batch_first" not in kwargs:
         kwargs["batch_first"] = True
     if cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin) and kwargs.get("dim") is None:
-        kwargs["dim"] = 1 if (is_map or len(in_shape) == 1) else len(in_shape)  # classes / channels axis
+        kwargs["dim"] = (
+            1 if (is_map or len(in_shape) == 1) else len(in_shape)
+        )  # classes / channels axis
     if "activation" in kwargs and "activation" in params:
         parse_activation(kwargs["activation"], path=f"{lpath}.activation", file=ctx.file)
 
@@ -645,7 +662,9 @@ def build_layer(
         return cls(**kwargs)
 
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            # a zero-sized layer warns here; the probe below reports it as a SpecError
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
             module = factory()
     except SpecError:
         raise
@@ -667,10 +686,9 @@ def build_layer(
         shape, is_map = known
         if not can_reset(module):
             module._dp_factory = factory
-        return Built(module, shape, is_map, canonical, {"kwargs": kwargs})
+        return Built(module, shape, is_map, canonical)
     built = _probe(module, factory, canonical, in_shapes, in_maps, ctx, lpath, src)
     ctx.shapes[key] = (built.shape, built.is_map)
-    built.extra["kwargs"] = kwargs
     return built
 
 
@@ -1002,7 +1020,7 @@ def build_node(
         probed = _probe(
             act, None, name, [built.shape], [built.is_map], ctx, f"{path}.activation", src
         )
-        built = Built(seq, probed.shape, probed.is_map, seq._dp_type, built.extra)
+        built = Built(seq, probed.shape, probed.is_map, seq._dp_type)
     return built
 
 
@@ -1245,6 +1263,13 @@ def build_network(
 ) -> nn.Module:
     """Build a hand-written (non-zoo) model section; see ``deeppipe.models.build_model``."""
     for key in spec:
+        if key == "imports":
+            raise SpecError(
+                "imports: belongs at the top level of the experiment file, not under model:",
+                path=join_path(path, "imports"),
+                file=file,
+                found=spec[key],
+            )
         if key not in MODEL_KEYS and key not in INFO_KEYS:
             raise SpecError(
                 f"unknown model key '{key}'",

@@ -92,7 +92,7 @@ def draw_graph(
         x0 = (width * (box_w + gap_x) - gap_x - total) / 2
         for i, k in enumerate(members):
             pos[k] = (x0 + i * (box_w + gap_x) + box_w / 2, -lv * (box_h + gap_y))
-    fig_w = max(4.0, width * (box_w + gap_x) + 0.6)
+    fig_w = max(4.0, width * (box_w + gap_x) + 2.0)
     fig_h = max(2.0, len(rows) * (box_h + gap_y) + 0.6)
     fig, ax = plt.subplots(figsize=(fig_w, min(fig_h, 600.0)))
     for k, lab in enumerate(labels):
@@ -113,12 +113,16 @@ def draw_graph(
     for k, inp in enumerate(inputs):
         for j in inp:
             (x1, y1), (x2, y2) = pos[j], pos[k]
-            span = level[k] - level[j]
-            style = "arc3,rad=0.0" if span <= 1 else f"arc3,rad={-0.35 if x2 >= x1 else 0.35}"
+            if level[k] - level[j] <= 1:
+                start, end, style = (x1, y1 - box_h / 2), (x2, y2 + box_h / 2), "arc3,rad=0.0"
+            else:  # a skip connection: leave and enter by the side, curving around the boxes between
+                side = 1 if x2 >= x1 else -1
+                start, end = (x1 + side * box_w / 2, y1), (x2 + side * box_w / 2, y2)
+                style = f"arc3,rad={-0.3 * side}"
             ax.annotate(
                 "",
-                xy=(x2, y2 + box_h / 2),
-                xytext=(x1, y1 - box_h / 2),
+                xy=end,
+                xytext=start,
                 arrowprops={
                     "arrowstyle": "-|>",
                     "lw": 0.8,
@@ -130,7 +134,17 @@ def draw_graph(
             )
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
-    ax.set_xlim(min(xs) - box_w, max(xs) + box_w)
+    longest = max(
+        (
+            abs(pos[k][1] - pos[j][1])
+            for k, inp in enumerate(inputs)
+            for j in inp
+            if level[k] - level[j] > 1
+        ),
+        default=0.0,
+    )
+    margin = box_w / 2 + 0.2 * longest + 0.3  # room for the arcs of skip connections
+    ax.set_xlim(min(xs) - margin, max(xs) + margin)
     ax.set_ylim(min(ys) - box_h, max(ys) + box_h)
     ax.set_aspect("equal")
     ax.axis("off")

@@ -188,6 +188,26 @@ class Transpose(nn.Module):
         return f"dim0={self.dim0}, dim1={self.dim1}"
 
 
+@register_layer("GaussianNoise", aliases=("gaussian_noise",))
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise while training (denoising autoencoders, noise injection as a
+    regulariser); the identity in eval mode."""
+
+    def __init__(self, std: float = 0.1) -> None:
+        super().__init__()
+        if std < 0:
+            raise ValueError(f"std must be >= 0, got {std}")
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.std == 0:
+            return x
+        return x + torch.randn_like(x) * self.std
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
+
+
 # ----------------------------------------------------------------------------- dense variants
 @register_layer(
     "DropConnect", aliases=("drop_connect", "DropConnectLinear"), width_args=("out_features",)

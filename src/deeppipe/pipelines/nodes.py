@@ -17,6 +17,7 @@ import pandas as pd
 from deeppipe.artifact import ModelArtifact, assemble
 from deeppipe.data.task import Task
 from deeppipe.spec.loader import ResolvedSpec, load_spec
+from deeppipe.spec.schema import ExperimentSpec
 from deeppipe.spec.paths import flatten
 from deeppipe.tracking.tracker import NullTracker, Tracker
 
@@ -86,11 +87,26 @@ def _targets(task: Task, y: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- train
-def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.ndarray]) -> tuple[ModelArtifact, list[dict]]:
+def augment_offline(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+    """``augment.offline``: K augmented copies of the training split, written once (DVC-tracked)."""
+    from deeppipe.augment import materialise
+
+    tr = split["train"]
+    if rs.spec.augment is None or rs.spec.augment.offline is None:
+        return {"x": dataset["x"][tr], "y": dataset["y"][tr]}
+    x_aug, y_aug = materialise(rs.spec.augment, dataset["x"][tr], dataset["y"][tr], rs.spec.seed)
+    log.info("augment.offline: %d training samples -> %d", len(tr), len(x_aug))
+    return {"x": x_aug, "y": y_aug}
+
+
+def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.ndarray],
+          offline: dict[str, np.ndarray] | None = None) -> tuple[ModelArtifact, list[dict]]:
     """Build the network from the spec, train it, return spec + weights + metadata and the history."""
     import torch
 
-    from deeppipe.augment import build_train_source
+    from deeppipe.augment import build_eval_transform, build_train_source
+    from deeppipe.augment.source import augmented_shape
     from deeppipe.data.batches import TensorBatches
     from deeppipe.data.normalize import compute_stats
     from deeppipe.training import fit, resolve_device
@@ -99,8 +115,14 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     task = _task(dataset)
     x, y = dataset["x"], _targets(task, dataset["y"])
     tr, va = split["train"], split["val"]
+    x_train, y_train = x[tr], y[tr]
+    if offline is not None:
+        x_train, y_train = offline["x"], _targets(task, offline["y"])
     torch.manual_seed(spec.seed)
-    meta: dict[str, Any] = {"experiment": rs.name, "spec_hash": rs.hash, "input_shape": list(x.shape[1:]),
+    shape = tuple(x.shape[1:])
+    if spec.augment is not None and x.ndim == 4:
+        shape = tuple(augmented_shape(spec.augment, shape))
+    meta: dict[str, Any] = {"experiment": rs.name, "spec_hash": rs.hash, "input_shape": list(shape),
                             "task": task.to_dict(), "normalize": spec.data.normalize}
     if spec.data.normalize:
         mean, std = compute_stats(x[tr])
@@ -113,9 +135,11 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     _log_model_description(net, meta, rs, tracker)
 
     device = resolve_device(spec.train.device)
-    train_source = build_train_source(spec.augment, x[tr], y[tr], batch_size=spec.train.batch_size,
-                                      device=device, seed=spec.seed)
-    val_source = (TensorBatches(x[va], y[va], spec.train.eval_batch_size, shuffle=False, device=device)
+    _preview_augmentation(rs, x[tr], tracker)
+    train_source = build_train_source(spec.augment, x_train, y_train, batch_size=spec.train.batch_size,
+                                      device=device, seed=spec.seed, log=log.info)
+    val_x = _eval_view(spec, x[va], "val", build_eval_transform)
+    val_source = (TensorBatches(val_x, y[va], spec.train.eval_batch_size, shuffle=False, device=device)
                   if len(va) else None)
     ckpt = checkpoint_dir(rs.name, rs.hash)
     _remember_run(ckpt, rs.hash, tracker)
@@ -127,6 +151,24 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     artifact = ModelArtifact(spec=spec.model_dump(mode="json"), meta=meta,
                              state_dict={k: v.detach().cpu() for k, v in net.state_dict().items()})
     return artifact, list(result.history)
+
+
+def _eval_view(spec: ExperimentSpec, x: np.ndarray, split: str, builder: Any) -> np.ndarray:
+    """Validation/test inputs, untouched unless ``augment.val`` / ``augment.test`` declare a pipeline."""
+    transform = builder(spec.augment, split) if spec.augment is not None and x.ndim == 4 else None
+    return transform(x) if transform is not None and len(x) else x
+
+
+def _preview_augmentation(rs: ResolvedSpec, x_train: np.ndarray, tracker: Tracker) -> None:
+    """The grid of original vs augmented samples, written beside the run's reports and logged."""
+    aug = rs.spec.augment
+    if aug is None or not aug.train or x_train.ndim != 4:
+        return
+    from deeppipe.augment import write_preview
+
+    path = Path("data/08_reporting") / rs.name / "augmentation_preview.png"
+    write_preview(aug, x_train, path, n=16, seed=rs.spec.seed)
+    tracker.log_artifact(path, "plots")
 
 
 def checkpoint_dir(experiment: str, spec_hash: str) -> Path:
@@ -184,9 +226,12 @@ def evaluate(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, 
     if len(te) == 0:
         te = split["val"]
         log.warning("no test split (data.split.test: 0): evaluating on the validation split")
-    x_test, y_test = dataset["x"][te], _targets(task, dataset["y"][te])
+    from deeppipe.augment import build_eval_transform
+
+    x_test = _eval_view(rs.spec, dataset["x"][te], "test", build_eval_transform)
+    y_test = _targets(task, dataset["y"][te])
     net = artifact.build()
-    outputs = _predict(net, x_test, rs, predict)
+    outputs = _predict(net, x_test, rs, task, predict)
     if rs.spec.evaluate.metrics:
         check_metric_names(task, rs.spec.evaluate.metrics, file=rs.file)
     scalars, extras = compute_metrics(task, y_test, outputs, rs.spec.evaluate.metrics)
@@ -218,13 +263,24 @@ def evaluate(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, 
     return metrics, predictions, plots
 
 
-def _predict(net: Any, x: np.ndarray, rs: ResolvedSpec, predict: Any) -> np.ndarray:
+def _predict(net: Any, x: np.ndarray, rs: ResolvedSpec, task: Task, predict: Any) -> np.ndarray:
+    """Raw outputs; with ``augment.tta`` the views' probabilities are averaged (not their logits)
+    and turned back into log-odds so the metrics read them like any other output."""
+    bs = rs.spec.train.eval_batch_size
     aug = rs.spec.augment
-    if aug is not None and aug.tta:
-        from deeppipe.augment import tta_predict
+    if aug is None or not aug.tta or x.ndim != 4:
+        return predict(net, x, batch_size=bs)
+    from deeppipe.augment import tta_predict
+    from deeppipe.evaluation import probabilities
 
-        return tta_predict(lambda xb: predict(net, xb, batch_size=rs.spec.train.eval_batch_size), x, aug)
-    return predict(net, x, batch_size=rs.spec.train.eval_batch_size)
+    if not task.is_classification:
+        return tta_predict(lambda xb: predict(net, xb, batch_size=bs), x, aug, seed=rs.spec.seed)
+    probs = tta_predict(lambda xb: probabilities(task, predict(net, xb, batch_size=bs)), x, aug,
+                        seed=rs.spec.seed)
+    p = np.clip(probs, 1e-12, 1.0)
+    if task.kind == "binary":
+        return np.log(p[:, 1:2]) - np.log(p[:, 0:1])
+    return np.log(p)
 
 
 def _log_plots(plots: dict[str, bytes]) -> None:

@@ -90,6 +90,8 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         raise _explain(exc, raw, file) from None
+    except SpecError as err:  # raised by a section's own validator (augment builds its pipelines)
+        raise err.with_context(file=file) from None
     import_user_modules(spec.imports, file=file)
     if check_data:
         from deeppipe.data.sources import check_source
@@ -101,14 +103,16 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
 
 
 def check_model_section(spec: ExperimentSpec, *, file: str | None) -> None:
-    """Build the network on the meta device-free CPU path so shape mistakes surface before training."""
+    """Build the network on the meta device (no memory, no initialisation): shape mistakes surface
+    before any data is read or any weight is allocated."""
     from deeppipe.data.sources import peek
 
     info = peek(spec.data.source)
     from deeppipe.models import build_model
 
     try:
-        build_model(spec.model, tuple(info.sample_shape), info.task.num_outputs, file=file, path="model")
+        build_model(spec.model, tuple(info.sample_shape), info.task.num_outputs, file=file, path="model",
+                    device="meta")
     except SpecError as err:
         raise err.with_context(file=file) from None
 

@@ -8,9 +8,10 @@ Public API::
     resolve_device(name="auto") -> torch.device
     checkpoint_info(checkpoint_dir) -> dict | None     # before opening an MLflow run
     plot_history(history, path) -> Path                 # loss/metric curves PNG
+    validate_config(train_section) -> TrainConfig      # names and arguments, no model needed
 """
 
-from deeppipe.training.api import fit
+from deeppipe.training.api import fit, validate_config
 from deeppipe.training.checkpoint import checkpoint_info
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import resolve_device, seed_everything
@@ -37,4 +38,5 @@ __all__ = [
     "register_loss",
     "resolve_device",
     "seed_everything",
+    "validate_config",
 ]

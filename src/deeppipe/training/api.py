@@ -71,3 +71,28 @@ def fit(
         from deeppipe.training.trainer import Trainer
 
         return Trainer(model, train, val, cfg, task, **kwargs).run()
+
+
+def validate_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:
+    """Check the ``train:`` section without a model or data (``deeppipe validate``): component
+    names and their keyword arguments, so a typo fails before any data is loaded."""
+    import torch
+
+    from deeppipe.data.task import Task
+    from deeppipe.training.losses import build_loss
+    from deeppipe.training.optim import OPTIMIZERS, _check, _valid_kwargs, build_optimizer
+    from deeppipe.training.schedules import build_schedule
+    from deeppipe.training.trainer import check_compile_options
+
+    cfg = _as_config(cfg)
+    valid = _valid_kwargs(OPTIMIZERS.get(cfg.optimizer.name, path="train.optimizer.name"))
+    for gi, group in enumerate(cfg.optimizer.param_groups):
+        _check(group.kwargs(), valid, f"train.optimizer.param_groups[{gi}]")
+    probe = torch.nn.Linear(1, 1)  # stands in for the model: patterns are checked in fit()
+    opt = build_optimizer(probe, cfg.optimizer.model_copy(update={"param_groups": []}))
+    build_schedule(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=1)
+    if cfg.loss is not None:
+        build_loss(cfg.loss, Task("multiclass", 2))
+    if isinstance(cfg.compile, dict):
+        check_compile_options(cfg.compile)
+    return cfg

@@ -35,7 +35,10 @@ def _like(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _flat_logits(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C, T) / (N, T, C) sequence outputs are handled by torch; here just 1-D int targets."""
+    """Class scores (N, C) and int64 targets (N,); batch-first sequence outputs (N, T, C)
+    with per-step targets (N, T) (tagging) are flattened to (N*T, C) and (N*T,)."""
+    if out.dim() >= 3 and y.shape == out.shape[:-1]:
+        out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
     return out, y.long() if y.dtype != torch.long else y
 
 

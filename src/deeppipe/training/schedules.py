@@ -145,6 +145,8 @@ class Schedule:
         self.warm_epoch = False  # did the current epoch contain warm-up steps?
         self.base_lrs = [g["lr"] for g in opt.param_groups]
         self.is_plateau = factory is tls.ReduceLROnPlateau
+        if self.is_plateau:
+            self.interval = "epoch"  # it needs an epoch's validation metric
         total = epochs * steps_per_epoch if self.interval == "step" else epochs
         warm_units = (
             self.warmup if self.interval == "step" else math.ceil(self.warmup / steps_per_epoch)

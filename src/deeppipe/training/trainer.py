@@ -42,6 +42,19 @@ log = logging.getLogger(__name__)
 MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
+def check_compile_options(opts: dict[str, Any]) -> None:
+    valid = ("mode", "backend", "dynamic", "fullgraph", "options")
+    for key in opts:
+        if key not in valid:
+            raise SpecError(
+                f"unknown argument '{key}'",
+                path=f"train.compile.{key}",
+                expected=f"one of {', '.join(valid)}",
+                found=key,
+                suggestion=closest(key, valid),
+            )
+
+
 class Trainer:
     """Trains ``model`` on ``train`` as ``cfg`` says; ``rank``/``world`` > 1 inside DDP workers."""
 
@@ -88,6 +101,7 @@ class Trainer:
         self.frozen = freeze(self.model, cfg.freeze)
         self.opt = build_optimizer(self.model, cfg.optimizer)
         self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        self.all_params = list(self.model.parameters())
         self.steps_per_epoch = math.ceil(len(self.train_src) / cfg.grad_accumulation)
         self.schedule = build_schedule(
             self.opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch
@@ -112,16 +126,7 @@ class Trainer:
             self.net = self._compile(cfg.compile if isinstance(cfg.compile, dict) else {})
 
     def _compile(self, opts: dict[str, Any]) -> nn.Module:
-        valid = ("mode", "backend", "dynamic", "fullgraph", "options")
-        for key in opts:
-            if key not in valid:
-                raise SpecError(
-                    f"unknown argument '{key}'",
-                    path=f"train.compile.{key}",
-                    expected=f"one of {', '.join(valid)}",
-                    found=key,
-                    suggestion=closest(key, valid),
-                )
+        check_compile_options(opts)
         return torch.compile(self.net, **opts)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -190,10 +195,12 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, model, net, opt = self.cfg, self.model, self.net, self.opt
         model.train()
-        self.mixer.start_epoch(epoch)
+        if self.mixer.active:
+            self.mixer.start_epoch(epoch)
         accum, n_batches, log_every = cfg.grad_accumulation, len(self.train_src), cfg.log_every
         recon = self.task.kind == "reconstruction"
-        mixing, penalty, scaler, sched = self.mixer.active, self.penalty, self.scaler, self.schedule
+        mixing, sched, scaler = self.mixer.active, self.schedule, self.scaler
+        plain = self.world == 1 and self.amp_dtype is None and self.scaler is None
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
         grad_norms: list[torch.Tensor] = []
@@ -217,16 +224,14 @@ class Trainer:
             if accum > 1:  # mean over the micro-batches of this optimizer step
                 scale /= min(accum, n_batches - (i // accum) * accum)
             sync = accum == 1 or (i + 1) % accum == 0 or i + 1 == n_batches
-            with self._no_sync(sync):
-                with self._autocast():
-                    out = net(xb)
-                    loss = self.loss_fn(out, yb)
-                    if y2 is not None:
-                        loss = lam * loss + (1.0 - lam) * self.loss_fn(out, y2)
-                    obj = loss if penalty is None else loss + penalty()
-                    if scale != 1.0:
-                        obj = obj * scale
-                (obj if scaler is None else scaler.scale(obj)).backward()
+            if plain:  # the common case without context managers: a few µs a step
+                loss, obj = self._forward(net, xb, yb, y2, lam, scale)
+                obj.backward()
+            else:
+                with self._no_sync(sync):
+                    with self._autocast():
+                        loss, obj = self._forward(net, xb, yb, y2, lam, scale)
+                    (obj if scaler is None else scaler.scale(obj)).backward()
             if sync:
                 self._optimizer_step(opt_steps % log_every == 0, grad_norms)
                 opt_steps += 1
@@ -236,7 +241,9 @@ class Trainer:
             sizes.append(n)
             if (i + 1) % log_every == 0:
                 value = loss.item()
-                if not math.isfinite(value):
+                # under DDP only the epoch-end check (after all-reduce): a rank stopping alone
+                # would leave the others waiting in the next all-reduce
+                if self.world == 1 and not math.isfinite(value):
                     self._diverged(epoch, losses)
                 if bar is not None:
                     bar.update(i + 1 - last_seen)
@@ -244,25 +251,45 @@ class Trainer:
                     bar.set_postfix(loss=f"{value:.4f}", refresh=False)
         train_time = self._elapsed(t0)
         stacked = torch.stack(losses).float()
-        if not bool(torch.isfinite(stacked).all()):
-            self._diverged(epoch, losses)
         w = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
-        loss_sum, count = (stacked * w).sum(), w.sum()
-        if self.world > 1:  # every rank saw its own shard: sum them
+        loss_sum, count = torch.dot(stacked, w), w.sum()  # a NaN or inf anywhere shows in the sum
+        if self.world > 1:  # every rank saw its own shard: sum them (all ranks then agree)
             loss_sum, count = self._all_reduce(loss_sum), self._all_reduce(count)
         rec = {"train/loss": float(loss_sum / count)}
+        if not math.isfinite(rec["train/loss"]):
+            self._diverged(epoch, losses)
         if bar is not None:
             bar.update(n_batches - last_seen)
             bar.set_postfix(loss=f"{rec['train/loss']:.4f}", refresh=False)
             self._bar_close = bar
         rec["lr"] = float(opt.param_groups[0]["lr"])
-        if grad_norms:  # fp16 steps skipped by the scaler have inf norms: leave them out
-            norms = torch.stack(grad_norms).float()
-            finite = norms[torch.isfinite(norms)]
-            rec["grad_norm"] = float(finite.mean()) if finite.numel() else float("inf")
+        if grad_norms:
+            rec["grad_norm"] = float(torch.stack(grad_norms).mean())
+            if not math.isfinite(rec["grad_norm"]):  # fp16 steps the scaler skipped: leave out
+                norms = torch.stack(grad_norms).float()
+                finite = norms[torch.isfinite(norms)]
+                rec["grad_norm"] = float(finite.mean()) if finite.numel() else float("inf")
         rec["epoch_time_s"] = train_time
         rec["samples_per_s"] = self.train_src.num_samples / max(train_time, 1e-9)
         return rec
+
+    def _forward(
+        self,
+        net: nn.Module,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        y2: torch.Tensor | None,
+        lam: float,
+        scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch loss (mixed when mixing) and the objective to differentiate (plus the
+        penalty, scaled for accumulation / sharding)."""
+        out = net(xb)
+        loss = self.loss_fn(out, yb)
+        if y2 is not None:
+            loss = lam * loss + (1.0 - lam) * self.loss_fn(out, y2)
+        obj = loss if self.penalty is None else loss + self.penalty()
+        return loss, (obj * scale if scale != 1.0 else obj)
 
     def _optimizer_step(self, sample_norm: bool, grad_norms: list[torch.Tensor]) -> None:
         clip, scaler, opt = self.cfg.clip, self.scaler, self.opt
@@ -282,15 +309,19 @@ class Trainer:
 
     def _diverged(self, epoch: int, losses: list[torch.Tensor]) -> None:
         values = torch.stack(losses).float()
-        bad = int((~torch.isfinite(values)).nonzero()[0, 0])
+        bad_steps = (~torch.isfinite(values)).nonzero()
+        where = (
+            f"step {int(bad_steps[0, 0])} of that epoch" if len(bad_steps) else "another process"
+        )
+        value = float(values[int(bad_steps[0, 0])]) if len(bad_steps) else float("nan")
         kept = (
             f"the last good checkpoint (epoch {len(self.history)}) is kept in {self.ckpt_dir}"
             if self.ckpt_dir is not None and len(self.history)
             else "no checkpoint was written"
         )
         raise TrainingError(
-            f"the training loss became {float(values[bad])} at epoch {epoch} (counting from 0), "
-            f"step {bad} of that epoch; {kept}. Try a lower train.optimizer.lr, gradient "
+            f"the training loss became {value} at epoch {epoch} (counting from 0), "
+            f"{where}; {kept}. Try a lower train.optimizer.lr, gradient "
             "clipping (train.clip: {norm: 1.0}), a warm-up, or train.precision: fp32."
         )
 
@@ -354,7 +385,7 @@ class Trainer:
         recon, kind = self.task.kind == "reconstruction", self.task.kind
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        count = 0
+        count = judged = 0  # samples; predictions judged (tokens, for sequence tagging)
         outs, targets = [], []
         with self._autocast():
             for xb, yb in self.val_src.epoch(0):
@@ -365,17 +396,19 @@ class Trainer:
                 out = model(xb)
                 loss_sum += self.loss_fn(out, yb).float() * xb.shape[0]
                 count += xb.shape[0]
-                if kind == "multiclass" and out.dim() == 2:
-                    correct += (out.argmax(dim=1) == yb).sum()
+                if kind == "multiclass" and yb.shape == out.shape[:-1]:  # (N, C) or (N, T, C)
+                    correct += (out.argmax(dim=-1) == yb).sum()
+                    judged += yb.numel()
                 elif kind == "binary":
                     correct += ((out.reshape(-1) > 0) == (yb.reshape(-1) > 0.5)).sum()
+                    judged += yb.numel()
                 if self.metrics_fn is not None:
                     outs.append(out.float().cpu())
                     targets.append(yb.cpu())
         model.train(was_training)
         rec = {"val/loss": float(loss_sum) / max(count, 1)}
-        if kind in ("multiclass", "binary"):
-            rec["val/accuracy"] = int(correct) / max(count, 1)
+        if judged:
+            rec["val/accuracy"] = int(correct) / judged
         if self.metrics_fn is not None and outs:
             extra = self.metrics_fn(torch.cat(targets).numpy(), torch.cat(outs).numpy())
             for k, v in extra.items():
@@ -416,7 +449,8 @@ class Trainer:
             t0 = time.perf_counter()
             self._bar_close = None
             rec = {"epoch": epoch, **self.train_epoch(epoch), **self.evaluate()}
-            rec["weight_norm"] = float(global_norm([p.detach() for p in self.model.parameters()]))
+            with torch.no_grad():
+                rec["weight_norm"] = float(global_norm(self.all_params))
             rec["epoch_time_s"] = time.perf_counter() - t0
             if self._bar_close is not None:
                 post = {
@@ -424,7 +458,7 @@ class Trainer:
                     for k in ("train/loss", "val/loss", "val/accuracy")
                     if k in rec
                 }
-                self._bar_close.set_postfix(post, refresh=True)
+                self._bar_close.set_postfix(post, refresh=False)  # close() draws it
                 self._bar_close.close()
             self.history.append(rec)
             if self.best.update(epoch, rec) and es is not None and es.restore_best:
