@@ -73,3 +73,14 @@ def test_data_copies_fashion_mnist(tmp_path: Path) -> None:
                                        "--no-dvc"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in FASHION.glob("*.gz"))
+
+
+def test_preview_writes_a_grid(tmp_path: Path) -> None:
+    spec = yaml.safe_load((REPO / "pipelines/digits_cnn.yml").read_text())
+    spec["augment"] = {"train": [{"Affine": {"rotate": [-20, 20], "p": 1.0}}, {"CoarseDropout": {"p": 0.5}}]}
+    f = tmp_path / "aug.yml"
+    f.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "preview.png"
+    result = CliRunner().invoke(main, ["preview", str(f), "--n", "8", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
