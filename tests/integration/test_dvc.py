@@ -34,7 +34,7 @@ def test_repro_reruns_only_affected_stages(tmp_path: Path) -> None:
     assert "data/08_reporting/digits_tiny/metrics.json" in json.dumps(shown)
 
     plots = run(["dvc", "plots", "show", "--json"], project)
-    shown = json.loads(plots.stdout)
+    shown = json.loads(plots.stdout)["data"]
     assert "digits_tiny: confusion matrix" in shown and "digits_tiny: loss curves" in shown
     assert any(k.endswith("confusion_matrix.png") for k in shown)
 

@@ -17,8 +17,8 @@ import pandas as pd
 from deeppipe.artifact import ModelArtifact, assemble
 from deeppipe.data.task import Task
 from deeppipe.spec.loader import ResolvedSpec, load_spec
-from deeppipe.spec.schema import ExperimentSpec
 from deeppipe.spec.paths import flatten
+from deeppipe.spec.schema import ExperimentSpec
 from deeppipe.tracking.tracker import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,12 @@ def evaluate(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, 
     """Test-set metrics, predictions and plots; prints the summary table."""
     from deeppipe.evaluation import compute_metrics
     from deeppipe.evaluation.metrics import check_metric_names
-    from deeppipe.evaluation.plots import confusion_matrix_figure, history_figure, regression_figure, roc_figure
+    from deeppipe.evaluation.plots import (
+        confusion_matrix_figure,
+        history_figure,
+        regression_figure,
+        roc_figure,
+    )
     from deeppipe.evaluation.report import figure_png, print_summary
     from deeppipe.training import predict
 

@@ -14,13 +14,13 @@ from mlflow.pyfunc import PythonModel
 
 class DeeppipePyfunc(PythonModel):
     # No type hints on predict: MLflow would turn them into a (wrong) schema; the signature is logged.
-    def load_context(self, context):  # noqa: ANN001
+    def load_context(self, context):
         from deeppipe.artifact import load_artifact
 
         self.artifact = load_artifact(context.artifacts["model"])
         self.net = self.artifact.build()
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
+    def predict(self, context, model_input, params=None):
         from deeppipe.artifact import serve_outputs
 
         return serve_outputs(self.artifact, self.net, model_input, (params or {}).get("output", "proba"))

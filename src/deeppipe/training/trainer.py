@@ -30,6 +30,7 @@ from deeppipe.training.losses import build_loss
 from deeppipe.training.mixing import Mixer
 from deeppipe.training.optim import build_optimizer
 from deeppipe.training.params import freeze
+from deeppipe.training.progress import EpochBar
 from deeppipe.training.regularize import build_penalty, clip_gradients, global_norm
 from deeppipe.training.result import FitResult
 from deeppipe.training.schedules import build_schedule
@@ -117,6 +118,7 @@ class Trainer:
         self.start_epoch, self.resumed_from, self.finished = 0, None, False
         self.stopped_early = False
         self.net: nn.Module = self.model
+        self.progress = EpochBar(cfg.epochs) if cfg.progress and self.main else None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -199,13 +201,23 @@ class Trainer:
             self.mixer.start_epoch(epoch)
         accum, n_batches, log_every = cfg.grad_accumulation, len(self.train_src), cfg.log_every
         recon = self.task.kind == "reconstruction"
-        mixing, sched, scaler = self.mixer.active, self.schedule, self.scaler
-        plain = self.world == 1 and self.amp_dtype is None and self.scaler is None
+        sched, loss_fn = self.schedule, self.loss_fn
+        fast = (
+            self.world == 1
+            and self.amp_dtype is None
+            and self.scaler is None
+            and not self.mixer.active
+            and self.penalty is None
+            and self.cfg.clip is None
+            and accum == 1
+        )
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
         grad_norms: list[torch.Tensor] = []
-        bar = self._bar(epoch)
-        opt_steps, last_seen = 0, 0
+        bar = self.progress
+        if bar is not None:
+            bar.start(epoch, n_batches)
+        opt_steps = 0
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         for i, (xb, yb) in enumerate(self.train_src.epoch(epoch)):
@@ -213,32 +225,24 @@ class Trainer:
                 yb = xb
             if cfg.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            y2, lam = None, 1.0
-            if mixing:  # on the global batch, before sharding, so DDP mixes as one process
-                xb, perm, lam = self.mixer(xb)
-                y2 = None if perm is None else yb.index_select(0, perm)
-            scale = 1.0
-            if self.world > 1:
-                xb, yb, y2, scale = self._shard(xb, yb, y2)
-            n = xb.shape[0] if scale else 0
-            if accum > 1:  # mean over the micro-batches of this optimizer step
-                scale /= min(accum, n_batches - (i // accum) * accum)
-            sync = accum == 1 or (i + 1) % accum == 0 or i + 1 == n_batches
-            if plain:  # the common case without context managers: a few µs a step
-                loss, obj = self._forward(net, xb, yb, y2, lam, scale)
-                obj.backward()
-            else:
-                with self._no_sync(sync):
-                    with self._autocast():
-                        loss, obj = self._forward(net, xb, yb, y2, lam, scale)
-                    (obj if scaler is None else scaler.scale(obj)).backward()
-            if sync:
-                self._optimizer_step(opt_steps % log_every == 0, grad_norms)
+            if fast:  # exactly the hand-written loop's work, plus one list append
+                loss = loss_fn(net(xb), yb)
+                loss.backward()
+                if opt_steps % log_every == 0:
+                    self._optimizer_step(True, grad_norms)
+                else:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
                 opt_steps += 1
                 if sched is not None:
                     sched.after_step()
-            losses.append(loss.detach())
-            sizes.append(n)
+                losses.append(loss.detach())
+                sizes.append(xb.shape[0])
+            else:
+                loss, n, stepped = self._general_step(i, xb, yb, grad_norms, opt_steps)
+                opt_steps += stepped
+                losses.append(loss.detach())
+                sizes.append(n)
             if (i + 1) % log_every == 0:
                 value = loss.item()
                 # under DDP only the epoch-end check (after all-reduce): a rank stopping alone
@@ -246,32 +250,59 @@ class Trainer:
                 if self.world == 1 and not math.isfinite(value):
                     self._diverged(epoch, losses)
                 if bar is not None:
-                    bar.update(i + 1 - last_seen)
-                    last_seen = i + 1
-                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                    bar.update(i + 1, value)
         train_time = self._elapsed(t0)
-        stacked = torch.stack(losses).float()
-        w = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
-        loss_sum, count = torch.dot(stacked, w), w.sum()  # a NaN or inf anywhere shows in the sum
+        # one device-to-host copy per epoch; plain Python arithmetic after it
+        values = torch.stack(losses).float().tolist()
+        loss_sum, count = math.fsum(v * n for v, n in zip(values, sizes)), float(sum(sizes))
         if self.world > 1:  # every rank saw its own shard: sum them (all ranks then agree)
-            loss_sum, count = self._all_reduce(loss_sum), self._all_reduce(count)
-        rec = {"train/loss": float(loss_sum / count)}
+            both = self._all_reduce(
+                torch.tensor([loss_sum, count], dtype=torch.float64, device=self.device)
+            )
+            loss_sum, count = both.tolist()
+        rec = {"train/loss": loss_sum / count}  # a NaN or inf anywhere shows in the sum
         if not math.isfinite(rec["train/loss"]):
             self._diverged(epoch, losses)
-        if bar is not None:
-            bar.update(n_batches - last_seen)
-            bar.set_postfix(loss=f"{rec['train/loss']:.4f}", refresh=False)
-            self._bar_close = bar
         rec["lr"] = float(opt.param_groups[0]["lr"])
-        if grad_norms:
-            rec["grad_norm"] = float(torch.stack(grad_norms).mean())
-            if not math.isfinite(rec["grad_norm"]):  # fp16 steps the scaler skipped: leave out
-                norms = torch.stack(grad_norms).float()
-                finite = norms[torch.isfinite(norms)]
-                rec["grad_norm"] = float(finite.mean()) if finite.numel() else float("inf")
+        if grad_norms:  # fp16 steps the gradient scaler skipped have inf norms: leave them out
+            norms = [g for g in torch.stack(grad_norms).float().tolist() if math.isfinite(g)]
+            rec["grad_norm"] = sum(norms) / len(norms) if norms else float("inf")
         rec["epoch_time_s"] = train_time
         rec["samples_per_s"] = self.train_src.num_samples / max(train_time, 1e-9)
         return rec
+
+    def _general_step(
+        self,
+        i: int,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        grad_norms: list[torch.Tensor],
+        opt_steps: int,
+    ) -> tuple[torch.Tensor, int, int]:
+        """One batch with any of mixing, DDP sharding, accumulation, autocast, loss scaling
+        and penalties; returns the batch loss, the samples it counts for, optimizer steps taken."""
+        accum, n_batches, net = self.cfg.grad_accumulation, len(self.train_src), self.net
+        y2, lam = None, 1.0
+        if self.mixer.active:  # on the global batch, before sharding: DDP mixes as one process
+            xb, perm, lam = self.mixer(xb)
+            y2 = None if perm is None else yb.index_select(0, perm)
+        scale = 1.0
+        if self.world > 1:
+            xb, yb, y2, scale = self._shard(xb, yb, y2)
+        n = xb.shape[0] if scale else 0
+        if accum > 1:  # mean over the micro-batches of this optimizer step
+            scale /= min(accum, n_batches - (i // accum) * accum)
+        sync = accum == 1 or (i + 1) % accum == 0 or i + 1 == n_batches
+        with self._no_sync(sync):
+            with self._autocast():
+                loss, obj = self._forward(net, xb, yb, y2, lam, scale)
+            (obj if self.scaler is None else self.scaler.scale(obj)).backward()
+        if not sync:
+            return loss, n, 0
+        self._optimizer_step(opt_steps % self.cfg.log_every == 0, grad_norms)
+        if self.schedule is not None:
+            self.schedule.after_step()
+        return loss, n, 1
 
     def _forward(
         self,
@@ -359,20 +390,6 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
 
-    def _bar(self, epoch: int):
-        if not self.cfg.progress or not self.main:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=len(self.train_src),
-            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
-            unit="batch",
-            leave=True,
-            dynamic_ncols=True,
-            mininterval=0.5,
-        )
-
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -439,6 +456,9 @@ class Trainer:
                         self.cfg.precision,
                     )
                 ) from exc
+            finally:
+                if self.progress is not None:
+                    self.progress.close()
         elif self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self._result()
@@ -447,19 +467,12 @@ class Trainer:
         es = self.cfg.early_stopping
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.perf_counter()
-            self._bar_close = None
             rec = {"epoch": epoch, **self.train_epoch(epoch), **self.evaluate()}
             with torch.no_grad():
                 rec["weight_norm"] = float(global_norm(self.all_params))
             rec["epoch_time_s"] = time.perf_counter() - t0
-            if self._bar_close is not None:
-                post = {
-                    k.split("/")[-1] if k == "train/loss" else k: f"{rec[k]:.4f}"
-                    for k in ("train/loss", "val/loss", "val/accuracy")
-                    if k in rec
-                }
-                self._bar_close.set_postfix(post, refresh=False)  # close() draws it
-                self._bar_close.close()
+            if self.progress is not None:
+                self.progress.finish(len(self.train_src), rec)
             self.history.append(rec)
             if self.best.update(epoch, rec) and es is not None and es.restore_best:
                 self.best_state = {
