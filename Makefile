@@ -32,7 +32,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+
 
 format: install
 	$(BIN)/ruff check --fix .
