@@ -11,11 +11,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,13 +32,13 @@ from deeppipe.training.progress import EpochBar
 from deeppipe.training.regularize import build_penalty, clip_gradients, global_norm
 from deeppipe.training.result import FitResult
 from deeppipe.training.schedules import build_schedule
+from deeppipe.training.validation import MetricsFn, validate
 
 if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
     from deeppipe.data.batches import BatchSource
     from deeppipe.data.task import Task
 
 log = logging.getLogger(__name__)
-MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
 def check_compile_options(opts: dict[str, Any]) -> None:
@@ -390,48 +388,18 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
 
-    # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Validation loss (same loss, no mixing, no penalty), accuracy and metrics_fn's values."""
         if self.val_src is None:
             return {}
-        model = self.model
-        was_training = model.training
-        model.eval()
-        recon, kind = self.task.kind == "reconstruction", self.task.kind
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        count = judged = 0  # samples; predictions judged (tokens, for sequence tagging)
-        outs, targets = [], []
-        with self._autocast():
-            for xb, yb in self.val_src.epoch(0):
-                if recon and yb.shape != xb.shape:
-                    yb = xb
-                if self.cfg.channels_last and xb.dim() == 4:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                out = model(xb)
-                loss_sum += self.loss_fn(out, yb).float() * xb.shape[0]
-                count += xb.shape[0]
-                if kind == "multiclass" and yb.shape == out.shape[:-1]:  # (N, C) or (N, T, C)
-                    correct += (out.argmax(dim=-1) == yb).sum()
-                    judged += yb.numel()
-                elif kind == "binary":
-                    correct += ((out.reshape(-1) > 0) == (yb.reshape(-1) > 0.5)).sum()
-                    judged += yb.numel()
-                if self.metrics_fn is not None:
-                    outs.append(out.float().cpu())
-                    targets.append(yb.cpu())
-        model.train(was_training)
-        rec = {"val/loss": float(loss_sum) / max(count, 1)}
-        if judged:
-            rec["val/accuracy"] = int(correct) / judged
-        if self.metrics_fn is not None and outs:
-            extra = self.metrics_fn(torch.cat(targets).numpy(), torch.cat(outs).numpy())
-            for k, v in extra.items():
-                if np.isscalar(v):
-                    rec[k if k.startswith("val/") else f"val/{k}"] = float(v)
-        return rec
+        return validate(
+            self.model,
+            self.val_src,
+            self.loss_fn,
+            self.task,
+            autocast=self._autocast(),
+            channels_last=self.cfg.channels_last,
+            metrics_fn=self.metrics_fn,
+        )
 
     # ------------------------------------------------------------------ the run
     def run(self) -> FitResult:
