@@ -152,3 +152,14 @@ def test_flatten_then_set_rebuilds_the_same_tree(tree: dict) -> None:
     assert rebuilt == tree
     for path, value in flatten(tree).items():
         assert get_path(tree, path) == value
+
+
+def test_train_component_arguments_are_checked_at_validation(tmp_path: Path) -> None:
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["train"]["optimizer"] = {"name": "sgd", "lr": 0.1, "momentun": 0.9}
+    f = tmp_path / "x.yml"
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError) as info:
+        load_spec(f, check_model=False)
+    assert info.value.path == "train.optimizer.momentun" and info.value.suggestion == "momentum"
+    assert str(f) in str(info.value)

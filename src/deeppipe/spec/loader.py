@@ -93,6 +93,12 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
     except SpecError as err:  # raised by a section's own validator (augment builds its pipelines)
         raise err.with_context(file=file) from None
     import_user_modules(spec.imports, file=file)
+    from deeppipe.training import validate_config
+
+    try:  # optimiser, schedule and loss names and arguments, before any data is read
+        validate_config(spec.train)
+    except SpecError as err:
+        raise err.with_context(file=file) from None
     if check_data:
         from deeppipe.data.sources import check_source
 
