@@ -51,6 +51,7 @@ def test_full_run_tracks_registers_and_serves(project: Path) -> None:
     assert r.data.params["train.epochs"] == "3" and r.data.params["train.optimizer.name"] == "adam"
     assert [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")] == [0, 1, 2]
     assert r.data.metrics["test/accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert len(r.data.tags["deeppipe.data_sha256"]) == 16 and r.data.tags["deeppipe.spec_hash"]
     files = {a.path for a in client.list_artifacts(r.info.run_id)}
     files |= {a.path for a in client.list_artifacts(r.info.run_id, "plots")}
     assert {"spec.yaml", "model_summary.txt", "plots/confusion_matrix.png", "plots/loss_curves.png"} <= files
@@ -104,3 +105,15 @@ def test_validate_command(project: Path) -> None:
                project, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "model.layers[4].Linear" in proc.stderr
+
+
+def test_an_identical_rerun_trains_again(project: Path) -> None:
+    """Finished checkpoints do not turn a rerun into a no-op (DVC is what skips unchanged work)."""
+    args = ["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=2", "--tags", "train"]
+    run(args, project)
+    run(args, project)
+    client = _client(project)
+    runs = client.search_runs([client.get_experiment_by_name("digits_tiny").experiment_id],
+                              filter_string="params.`train.epochs` = '2'")
+    assert len(runs) == 2
+    assert all(len(client.get_metric_history(r.info.run_id, "train/loss")) == 2 for r in runs)

@@ -44,9 +44,38 @@ def resolve_spec(parameters: dict[str, Any], *, experiment: str, file: str) -> R
     tracker = _tracker()
     params = flatten(rs.spec.model_dump(mode="json"))
     tracker.log_params({k: ("null" if v is None else v) for k, v in params.items()})
-    tracker.set_tags({"deeppipe.experiment": experiment, "deeppipe.spec_hash": rs.hash,
-                      "deeppipe.spec_file": file, "mlflow.note.content": rs.spec.description or experiment})
+    tags = {"deeppipe.experiment": experiment, "deeppipe.spec_hash": rs.hash, "deeppipe.spec_file": file,
+            "mlflow.note.content": rs.spec.description or experiment}
+    commit = _git_commit()
+    if commit:
+        tags["deeppipe.git_commit"] = commit
+    tracker.set_tags(tags)
     return rs
+
+
+def _git_commit() -> str | None:
+    """The checked-out commit (with '-dirty' when files differ), for the run's provenance."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def data_fingerprint(dataset: dict[str, np.ndarray], split: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the inputs, targets and split indices a model was trained and tested on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for arr in (dataset["x"], dataset["y"], split["train"], split["val"], split["test"]):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------- data
@@ -132,6 +161,8 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
             meta.update(target_mean=t_mean.tolist(), target_std=t_std.tolist())
     net = assemble(spec.model, meta, file=rs.file)
     tracker = _tracker()
+    meta["data_sha256"] = data_fingerprint(dataset, split)
+    tracker.set_tags({"deeppipe.data_sha256": meta["data_sha256"]})
     _log_model_description(net, meta, rs, tracker)
 
     device = resolve_device(spec.train.device)
@@ -142,6 +173,7 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     val_source = (TensorBatches(val_x, y[va], spec.train.eval_batch_size, shuffle=False, device=device)
                   if len(va) else None)
     ckpt = checkpoint_dir(rs.name, rs.hash)
+    _clear_finished_checkpoints(ckpt.parent)
     _remember_run(ckpt, rs.hash, tracker)
     result = fit(net, train_source, val_source, spec.train, task, tracker=tracker, checkpoint_dir=ckpt,
                  seed=spec.seed, spec_hash=rs.hash)
@@ -174,6 +206,21 @@ def _preview_augmentation(rs: ResolvedSpec, x_train: np.ndarray, tracker: Tracke
 def checkpoint_dir(experiment: str, spec_hash: str) -> Path:
     """One checkpoint folder per resolved spec: a changed value starts fresh, the same spec resumes."""
     return MODELS_ROOT / experiment / "checkpoints" / spec_hash
+
+
+def _clear_finished_checkpoints(root: Path) -> None:
+    """Checkpoints are for crash recovery: a finished one (any spec) is removed so that every
+    ``kedro run`` trains (DVC is what skips unchanged work); an unfinished one is kept and resumed."""
+    import shutil
+
+    from deeppipe.training import checkpoint_info
+
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        info = checkpoint_info(folder) if folder.is_dir() else None
+        if info is not None and info.get("finished"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remember_run(ckpt: Path, spec_hash: str, tracker: Tracker) -> None:
