@@ -25,6 +25,16 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 UNTRACKED_TAGS = {"ingest", "split", "augment"}
 
 
+def _run_exists(run_id: str) -> bool:
+    """A remembered run may live in another tracking store (or have been deleted): then start anew."""
+    import mlflow
+
+    try:
+        return mlflow.MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
 class DeeppipeHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -58,7 +68,8 @@ class DeeppipeHooks:
         if config.tracking.experiment.name != name:
             config.tracking.experiment.name = name
             config._set_experiment()
-        config.tracking.run.id = self._run_to_continue(name, tags, spec_hash)
+        run_id = self._run_to_continue(name, tags, spec_hash)
+        config.tracking.run.id = run_id if run_id and _run_exists(run_id) else None
         if config.tracking.run.id:
             log.info("continuing MLflow run %s", config.tracking.run.id)
 

@@ -117,3 +117,11 @@ def test_an_identical_rerun_trains_again(project: Path) -> None:
                               filter_string="params.`train.epochs` = '2'")
     assert len(runs) == 2
     assert all(len(client.get_metric_history(r.info.run_id, "train/loss")) == 2 for r in runs)
+
+
+def test_evaluate_stage_starts_a_new_run_when_the_training_run_is_gone(project: Path) -> None:
+    other = f"sqlite:///{project / 'other.db'}"  # a different tracking store than the one that trained
+    run(["kedro", "run", "--pipeline", "digits_tiny", "--tags", "evaluate"], project, MLFLOW_TRACKING_URI=other)
+    client = mlflow.MlflowClient(tracking_uri=other)
+    (r,) = client.search_runs([client.get_experiment_by_name("digits_tiny").experiment_id])
+    assert "test/accuracy" in r.data.metrics
