@@ -28,5 +28,6 @@ def print_summary(experiment: str, task: Task, scalars: dict[str, float], n_test
     for k, v in scalars.items():
         table.add_row(k, f"{v:.4f}")
     if meta.get("best_epoch") is not None:
-        table.add_row("best epoch", f"{meta['best_epoch']} / {meta.get('epochs_run')}")
+        # epochs count from 0, as in history.json and MLflow's steps
+        table.add_row("best epoch", f"{meta['best_epoch']} (epochs 0-{int(meta.get('epochs_run') or 1) - 1})")
     Console(stderr=False).print(table)
