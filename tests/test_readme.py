@@ -28,3 +28,11 @@ def test_model_example_builds(block: str) -> None:
     spec = yaml.safe_load(block)["model"]
     net = build_model(spec, (3, 32, 32), 10, device="meta")
     assert net is not None
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.startswith("train:")])
+def test_train_example_is_valid(block: str) -> None:
+    from deeppipe.training import validate_config
+
+    cfg = validate_config(yaml.safe_load(block)["train"])
+    assert cfg.epochs > 0
