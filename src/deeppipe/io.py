@@ -83,28 +83,6 @@ class JsonDataset(_FileDataset):
         atomic_write_text(self._filepath, json.dumps(data, indent=2, sort_keys=False, default=_jsonable))
 
 
-class TextDataset(_FileDataset):
-    def load(self) -> str:
-        if not self._exists():
-            raise self._missing()
-        return self._filepath.read_text()
-
-    def save(self, data: str) -> None:
-        atomic_write_text(self._filepath, data)
-
-
-class FigureDataset(_FileDataset):
-    """A matplotlib figure saved as PNG."""
-
-    def load(self) -> bytes:
-        return self._filepath.read_bytes()
-
-    def save(self, data: Any) -> None:
-        from deeppipe.evaluation.plots import save_figure
-
-        save_figure(data, self._filepath)
-
-
 class ModelDataset(_FileDataset):
     """A deeppipe model folder: spec.yaml + model.safetensors + meta.json."""
 

@@ -108,6 +108,24 @@ def test_csv_categorical_target_mapping_and_missing_rows(tmp_path: Path) -> None
     assert info.value.suggestion == "label"
 
 
+def test_csv_malformed_lines_stop_the_run_or_are_counted(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("a,b,label\n1,2,x\n3,4,y,EXTRA\n5,6,x\n7,8,y\n")
+    with pytest.raises(DataError) as info:
+        load_source(CsvSource(type="csv", path=str(f), target="label"))
+    assert str(f) in str(info.value)
+    d = load_source(CsvSource(type="csv", path=str(f), target="label"), on_error="skip")
+    assert len(d.x) == 3 and d.meta["skipped_rows"] == 1
+
+
+def test_image_folder_peek_reads_no_image(tmp_path: Path) -> None:
+    for cls in ("a", "b", "c"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "0.png").write_bytes(b"not even an image")
+    info = peek(ImageFolderSource(type="image_folder", path=str(tmp_path), size=(12, 10), channels=1))
+    assert info.sample_shape == (1, 12, 10) and info.task.num_outputs == 3
+
+
 def test_npz_nhwc_to_nchw_and_regression(tmp_path: Path) -> None:
     f = tmp_path / "d.npz"
     rng = np.random.default_rng(1)

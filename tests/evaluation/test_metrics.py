@@ -7,7 +7,7 @@ import pytest
 
 from deeppipe.data.task import Task
 from deeppipe.evaluation import compute_metrics, probabilities
-from deeppipe.evaluation.plots import confusion_matrix_figure, history_figure
+from deeppipe.evaluation.plots import confusion_matrix_figure
 from deeppipe.evaluation.report import figure_png
 
 MULTI = Task("multiclass", 3, ("a", "b", "c"))
@@ -57,6 +57,3 @@ def test_roc_auc_absent_rather_than_wrong_with_one_class() -> None:
 def test_plots_render_to_png() -> None:
     png = figure_png(confusion_matrix_figure(np.array([[3, 1], [0, 4]]), ["x", "y"]))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    png = figure_png(history_figure([{"epoch": 1, "train/loss": 1.0, "val/loss": 1.2, "val/accuracy": 0.5},
-                                     {"epoch": 2, "train/loss": 0.5, "val/loss": 0.7, "val/accuracy": 0.8}]))
-    assert png[:4] == b"\x89PNG"

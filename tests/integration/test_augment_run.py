@@ -50,3 +50,13 @@ def test_augment_mistake_names_file_and_path(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(f, check_model=False)
     assert str(f) in str(info.value) and "augment.train[0].Affine" in str(info.value)
+
+
+def test_offline_asked_for_on_the_command_line_is_not_ignored(tmp_path: Path) -> None:
+    spec = {**SPEC, "augment": {"train": SPEC["augment"]["train"]}}  # no offline section in the file
+    project = make_project(tmp_path / "p", {"digits_aug": spec})
+    proc = run(["kedro", "run", "--pipeline", "digits_aug", "--tags", "ingest,split,train",
+                "--params", "augment.offline.copies=2,train.epochs=1"], project)
+    with np.load(project / "data/05_model_input/digits_aug/split.npz") as s:
+        n = len(s["train"])
+    assert f"augment.offline: {n} training samples -> {3 * n}" in " ".join((proc.stdout + proc.stderr).split())

@@ -251,10 +251,15 @@ def _read_csv(src: Any, on_error: str) -> RawData:
     import pandas as pd
 
     path = Path(src.path)
+    bad_lines: list[list[str]] = []
     try:
-        df = pd.read_csv(path, on_bad_lines="error" if on_error == "raise" else "skip")
+        if on_error == "raise":
+            df = pd.read_csv(path, on_bad_lines="error")
+        else:  # the python engine hands each malformed line to us, so skipped lines are counted
+            df = pd.read_csv(path, engine="python", on_bad_lines=lambda line: bad_lines.append(line) and None)
     except Exception as exc:
-        raise DataError(f"cannot read CSV: {exc}", file=str(path)) from None
+        raise DataError(f"cannot read CSV: {exc}", file=str(path),
+                        expected="well-formed rows (or set data.on_error: skip)") from None
     if src.target not in df.columns:
         raise SpecError("target column not in the CSV", path="data.source.target", expected=list(df.columns),
                         found=src.target, candidates=list(df.columns))
@@ -269,15 +274,16 @@ def _read_csv(src: Any, on_error: str) -> RawData:
         raise DataError(f"feature column '{bad[0]}' is not numeric", file=str(path),
                         expected="numeric feature columns (encode categories first)", found=str(feats[bad[0]].dtype))
     rows = feats.isna().any(axis=1) | df[src.target].isna()
-    skipped = int(rows.sum())
-    if skipped and on_error == "raise":
+    skipped = int(rows.sum()) + len(bad_lines)
+    if rows.any() and on_error == "raise":
         first = int(np.flatnonzero(rows.to_numpy())[0])
-        raise DataError(f"{skipped} row(s) with missing values (first: data row {first + 1})", file=str(path),
+        raise DataError(f"{int(rows.sum())} row(s) with missing values (first: data row {first + 1})", file=str(path),
                         expected="complete rows (or set data.on_error: skip)")
     df = df[~rows]
     y, task, meta = _targets(df[src.target].to_numpy(), src.task, str(path))
     if skipped:
-        log.warning("skipped %d CSV row(s) with missing values in %s", skipped, path)
+        log.warning("skipped %d CSV row(s) in %s: %d malformed, %d with missing values", skipped, path,
+                    len(bad_lines), skipped - len(bad_lines))
     return RawData(df[features].to_numpy(np.float32), y, task,
                    meta={"source": f"csv:{path}", "feature_names": features, "skipped_rows": skipped, **meta})
 
@@ -356,5 +362,12 @@ def peek(src: Any) -> SourceInfo:
         labels = read_idx(paths["train_y"])
         shape = (1, *dims[1:]) if len(dims) == 3 else tuple(dims[1:])
         return SourceInfo(tuple(shape), _classification_task(_idx_classes(src, labels)))
+    if src.type == "image_folder":  # the spec fixes the size; classes are the folder names: read no image
+        root = Path(src.path)
+        train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
+        classes = [p.name for p in _class_dirs(train_root)] if train_root.is_dir() else []
+        if not classes:
+            raise DataError("no class sub-folders", file=str(root), expected="one folder per class holding images")
+        return SourceInfo((src.channels, *src.size), _classification_task(classes))
     data = load_source(src, on_error="skip", limit=None)
     return SourceInfo(data.sample_shape, data.task)

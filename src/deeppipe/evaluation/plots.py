@@ -1,11 +1,10 @@
-"""PNG plots a user looks at first: confusion matrix, loss curves, ROC curves."""
+"""PNG plots of a test set: confusion matrix, ROC curves, predicted vs true.
+
+Loss curves are drawn by the training engine (``deeppipe.training.plots``), which knows its series."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -13,22 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Save atomically (temp file + rename) and close the figure."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=target.suffix, dir=target.parent, prefix=f".{target.stem}.")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
 
 
 def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix") -> Figure:
@@ -49,33 +32,6 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str], title: s
         for j in range(n):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if norm[i, j] > 0.5 else "black")
-    return fig
-
-
-def history_figure(history: list[dict[str, float]], title: str = "Training curves") -> Figure:
-    """Train vs validation loss, and every validation metric, per epoch."""
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    metric_keys = sorted({k for h in history for k in h if k.startswith("val/") and k != "val/loss"})
-    ncols = 2 if metric_keys else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
-    ax = axes[0, 0]
-    for key, style in (("train/loss", "-o"), ("val/loss", "-s")):
-        ys = [h.get(key) for h in history]
-        if any(v is not None for v in ys):
-            ax.plot(epochs, [np.nan if v is None else v for v in ys], style, label=key, markersize=3)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if metric_keys:
-        ax2 = axes[0, 1]
-        for key in metric_keys:
-            ax2.plot(epochs, [h.get(key, np.nan) for h in history], "-o", label=key, markersize=3)
-        ax2.set_xlabel("epoch")
-        ax2.set_title("validation metrics")
-        ax2.grid(alpha=0.3)
-        ax2.legend()
     return fig
 
 

@@ -134,7 +134,7 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     """Build the network from the spec, train it, return spec + weights + metadata and the history."""
     import torch
 
-    from deeppipe.augment import build_eval_transform, build_train_source
+    from deeppipe.augment import build_train_source
     from deeppipe.augment.source import augmented_shape
     from deeppipe.data.batches import TensorBatches
     from deeppipe.data.normalize import compute_stats
@@ -145,6 +145,8 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     x, y = dataset["x"], _targets(task, dataset["y"])
     tr, va = split["train"], split["val"]
     x_train, y_train = x[tr], y[tr]
+    if offline is None and spec.augment is not None and spec.augment.offline is not None:
+        offline = augment_offline(rs, dataset, split)  # offline asked for by --params: the pipeline has no stage
     if offline is not None:
         x_train, y_train = offline["x"], _targets(task, offline["y"])
     torch.manual_seed(spec.seed)
@@ -169,7 +171,7 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     _preview_augmentation(rs, x[tr], tracker)
     train_source = build_train_source(spec.augment, x_train, y_train, batch_size=spec.train.batch_size,
                                       device=device, seed=spec.seed, log=log.info)
-    val_x = _eval_view(spec, x[va], "val", build_eval_transform)
+    val_x = _eval_view(spec, x[va], "val")
     val_source = (TensorBatches(val_x, y[va], spec.train.eval_batch_size, shuffle=False, device=device)
                   if len(va) else None)
     ckpt = checkpoint_dir(rs.name, rs.hash)
@@ -185,9 +187,13 @@ def train(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, np.
     return artifact, list(result.history)
 
 
-def _eval_view(spec: ExperimentSpec, x: np.ndarray, split: str, builder: Any) -> np.ndarray:
+def _eval_view(spec: ExperimentSpec, x: np.ndarray, split: str) -> np.ndarray:
     """Validation/test inputs, untouched unless ``augment.val`` / ``augment.test`` declare a pipeline."""
-    transform = builder(spec.augment, split) if spec.augment is not None and x.ndim == 4 else None
+    if spec.augment is None or x.ndim != 4:
+        return x
+    from deeppipe.augment import build_eval_transform
+
+    transform = build_eval_transform(spec.augment, split)
     return transform(x) if transform is not None and len(x) else x
 
 
@@ -266,21 +272,19 @@ def evaluate(rs: ResolvedSpec, dataset: dict[str, np.ndarray], split: dict[str, 
     from deeppipe.evaluation.metrics import check_metric_names
     from deeppipe.evaluation.plots import (
         confusion_matrix_figure,
-        history_figure,
         regression_figure,
         roc_figure,
     )
     from deeppipe.evaluation.report import figure_png, print_summary
     from deeppipe.training import predict
+    from deeppipe.training.plots import history_figure
 
     task = _task(dataset)
     te = split["test"]
     if len(te) == 0:
         te = split["val"]
         log.warning("no test split (data.split.test: 0): evaluating on the validation split")
-    from deeppipe.augment import build_eval_transform
-
-    x_test = _eval_view(rs.spec, dataset["x"][te], "test", build_eval_transform)
+    x_test = _eval_view(rs.spec, dataset["x"][te], "test")
     y_test = _targets(task, dataset["y"][te])
     net = artifact.build()
     outputs = _predict(net, x_test, rs, task, predict)

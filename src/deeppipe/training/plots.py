@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
-def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
-    """Plot every logged series against the epoch: losses (train vs val) first, then metrics,
+def history_figure(history: list[dict[str, float]], title: str | None = None) -> Any:
+    """Every logged series against the epoch: losses (train vs val) first, then metrics,
     learning rate and gradient/weight norms (log scale) to spot vanishing or exploding gradients.
     """
     import matplotlib
@@ -16,7 +17,6 @@ def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     epochs = [h["epoch"] for h in history]
     keys = sorted({k for h in history for k in h} - {"epoch", "epoch_time_s", "samples_per_s"})
     metrics = sorted({k.split("/", 1)[1] for k in keys if "/" in k} - {"loss"})
@@ -41,7 +41,18 @@ def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
         if len(series) > 1:
             ax.legend()
         ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
+    """Write :func:`history_figure` as a PNG, atomically (temp file, then rename)."""
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
