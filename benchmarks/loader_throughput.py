@@ -83,8 +83,8 @@ def main() -> None:
     cv2.setNumThreads(1)  # before any worker is forked: one core per process, like the workers
 
     from deeppipe.augment import AugmentConfig
+    from deeppipe.augment.apply import build_train_source, train_plan
     from deeppipe.augment.loader import AlbumentationsBatches
-    from deeppipe.augment.source import build_train_source, train_plan
     from deeppipe.augment.transform import seed_compose
 
     x = load_images(n)

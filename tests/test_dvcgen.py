@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
@@ -30,9 +31,38 @@ def test_every_experiment_has_four_stages_with_only_its_own_params() -> None:
             f"data/08_reporting/{name}/metrics.json": {"cache": False}}
 
 
+def _project(tmp_path: Path) -> Path:
+    """A project folder: the catalog (which places every file) and an empty pipelines/."""
+    shutil.copytree(REPO / "conf" / "base", tmp_path / "conf" / "base")
+    (tmp_path / "pipelines").mkdir()
+    return tmp_path / "pipelines"
+
+
 def test_params_missing_from_a_file_are_not_listed(tmp_path: Path) -> None:
-    (tmp_path / "tiny.yml").write_text(yaml.safe_dump({"data": {"source": {"type": "sklearn", "name": "iris"}},
-                                                       "model": {"layers": []}}))
-    dvc = yaml.safe_load(build_dvc_yaml(tmp_path))
+    pipelines = _project(tmp_path)
+    (pipelines / "tiny.yml").write_text(yaml.safe_dump({"data": {"source": {"type": "sklearn", "name": "iris"}},
+                                                        "model": {"layers": []}}))
+    dvc = yaml.safe_load(build_dvc_yaml(pipelines))
     assert "params" not in dvc["stages"]["tiny-split"]  # no seed, no data.split in the file
-    assert dvc["stages"]["tiny-train"]["params"] == [{f"{tmp_path.name}/tiny.yml": ["model"]}]
+    assert dvc["stages"]["tiny-train"]["params"] == [{"pipelines/tiny.yml": ["model"]}]
+
+
+def test_yaml_suffix_experiments_get_stages_too(tmp_path: Path) -> None:
+    """Kedro and dvcgen find experiments the same way: a .yaml file is an experiment too."""
+    pipelines = _project(tmp_path)
+    (pipelines / "other.yaml").write_text(yaml.safe_dump({"data": {"source": {"type": "sklearn", "name": "iris"}},
+                                                          "model": {"layers": []}}))
+    dvc = yaml.safe_load(build_dvc_yaml(pipelines))
+    assert {"other-ingest", "other-split", "other-train", "other-evaluate"} <= set(dvc["stages"])
+
+
+def test_paths_come_from_the_catalog(tmp_path: Path) -> None:
+    """dvc.yaml's outs follow conf/base/catalog.yml: move a file there and dvc.yaml moves with it."""
+    pipelines = _project(tmp_path)
+    (pipelines / "tiny.yml").write_text(yaml.safe_dump({"data": {"source": {"type": "sklearn", "name": "iris"}},
+                                                        "model": {"layers": []}}))
+    catalog = tmp_path / "conf" / "base" / "catalog.yml"
+    catalog.write_text(catalog.read_text().replace("data/06_models/{experiment}/model", "models/{experiment}"))
+    dvc = yaml.safe_load(build_dvc_yaml(pipelines))
+    assert "models/tiny" in dvc["stages"]["tiny-train"]["outs"]
+    assert "models/tiny" in dvc["stages"]["tiny-evaluate"]["deps"]

@@ -9,9 +9,6 @@ loads after the code that trained it has moved.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from torch import nn
 
 from deeppipe.data.normalize import Standardize
 from deeppipe.data.task import Task
+from deeppipe.files import atomic_dir
 
 
 class Network(nn.Module):
@@ -93,32 +91,13 @@ def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | No
     return Network(body, norm, scale)
 
 
-def _atomic_dir(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-
-
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> None:
     """Write the three files into a temporary folder, then swap it in: a killed run leaves no half model."""
-    target = Path(path)
-    tmp = _atomic_dir(target)
-    try:
+    with atomic_dir(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
         save_file(state, str(tmp / "model.safetensors"))
         (tmp / "spec.yaml").write_text(yaml.safe_dump(artifact.spec, sort_keys=False))
         (tmp / "meta.json").write_text(json.dumps(artifact.meta, indent=2, sort_keys=True))
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:

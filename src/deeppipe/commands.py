@@ -16,34 +16,30 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _parse_params(items: tuple[str, ...]) -> dict:
-    """``key.path=value`` pairs, values read as YAML scalars (3 -> int, 0.1 -> float, true -> bool)."""
-    import yaml
+def _params(items: tuple[str, ...]) -> dict:
+    """--params as ``kedro run`` reads them (deeppipe.spec.overrides, shared with deeppipe.cli)."""
+    from deeppipe.spec.overrides import parse_params
 
+    return parse_params(items)
+
+
+def _shape(text: str) -> tuple[int, ...]:
     from deeppipe.errors import SpecError
 
-    out = {}
-    for item in items:
-        for part in item.split(","):
-            if "=" not in part:
-                raise SpecError("an override must look like key.path=value", found=part)
-            key, _, value = part.partition("=")
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape):
+        raise SpecError("--input is the per-sample shape", expected="positive whole numbers like 3,32,32 or 30",
+                        found=text)
+    return shape
 
 
 def _resolve_experiment(target: str) -> Path:
-    p = Path(target)
-    if p.suffix in (".yml", ".yaml") or p.exists():
-        return p
-    from deeppipe.errors import SpecError
-    from deeppipe.pipeline_registry import experiment_files
+    from deeppipe.layout import resolve_experiment
 
-    files = experiment_files()
-    if target in files:
-        return files[target]
-    raise SpecError("no such experiment", expected=f"a file or one of {', '.join(files)}", found=target,
-                    candidates=list(files))
+    return resolve_experiment(target)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,12 +51,17 @@ def main() -> None:
 @click.argument("spec")
 @click.option("--params", "params", multiple=True, help="Override a key: train.epochs=3 (repeatable).")
 def validate(spec: str, params: tuple[str, ...]) -> None:
-    """Check SPEC (a file or an experiment name) without running anything."""
+    """Check SPEC (a file or an experiment name) against its data and network, running nothing."""
+    from deeppipe.spec.checks import check_experiment, describe
     from deeppipe.spec.loader import load_spec
 
     path = _resolve_experiment(spec)
-    rs = load_spec(path, _parse_params(params))
-    click.echo(f"{path}: OK ({rs.name}, spec hash {rs.hash})")
+    rs = load_spec(path, _params(params), check_model=False)
+    facts = describe(check_experiment(rs.spec, file=rs.file))
+    what = f"{facts['classes']} classes" if facts["classes"] else facts["task"]
+    n_train, n_val, n_test = facts["split"]
+    click.echo(f"{path}: OK ({rs.name}, spec hash {rs.hash}): {what}, input {facts['input']}, "
+               f"{facts['parameters']:,} parameters, split {n_train}/{n_val}/{n_test}")
 
 
 @main.command()
@@ -72,25 +73,28 @@ def summary(target: str, input_shape: str | None, num_classes: int | None, graph
     """Layer table of an experiment's network, or of a zoo model (zoo:resnet18)."""
     from deeppipe.models import build_model, summarize
 
+    shape = _shape(input_shape) if input_shape else None
+    file = None
     if target.startswith("zoo:"):
-        model_spec: dict = {"zoo": target[4:]}
-        shape = tuple(int(s) for s in input_shape.split(",")) if input_shape else None
-        outputs = num_classes
-        file = None
+        model = build_model({"zoo": target[4:]}, shape, num_classes, device="meta")
     else:
-        from deeppipe.data.sources import peek
         from deeppipe.spec.loader import load_spec
 
         path = _resolve_experiment(target)
         rs = load_spec(path, check_model=False)
-        model_spec = rs.spec.model
-        info = peek(rs.spec.data.source) if not input_shape else None
-        shape = tuple(int(s) for s in input_shape.split(",")) if input_shape else info.sample_shape
-        outputs = num_classes if num_classes is not None else (info.task.num_outputs if info else None)
-        file = str(path)
-    model = build_model(model_spec, shape, outputs, file=file, device="meta")
-    s = summarize(model, shape if shape else tuple(getattr(model, "input_shape", ())))
+        file = rs.file
+        if shape is None and num_classes is None:  # the network exactly as a run builds it
+            from deeppipe.spec.checks import check_experiment
 
+            model = check_experiment(rs.spec, file=file).model
+        else:
+            from deeppipe.data.sources import peek
+
+            info = peek(rs.spec.data.source)
+            outputs = num_classes if num_classes is not None else info.task.num_outputs
+            model = build_model(rs.spec.model, shape or info.sample_shape, outputs, file=file, device="meta")
+    shape = shape or tuple(getattr(model, "input_shape", ()))
+    s = summarize(model, shape)
     click.echo(s.table())
     if graph:
         from deeppipe.models import draw_graph
@@ -107,9 +111,9 @@ def schema(output: str | None) -> None:
 
     text = json.dumps(ExperimentSpec.model_json_schema(), indent=2)
     if output:
-        from deeppipe.io import atomic_write_text
+        from deeppipe.files import atomic_write
 
-        atomic_write_text(Path(output), text + "\n")
+        atomic_write(Path(output), text + "\n")
         click.echo(f"schema written to {output}")
     else:
         click.echo(text)
@@ -148,11 +152,10 @@ def data(name: str, source: str | None, dest: str, no_dvc: bool) -> None:
     missing = [f for f in FASHION_FILES if not (src / f).is_file()]
     if missing:
         raise click.ClickException(f"{src}: missing {', '.join(missing)}")
-    target.mkdir(parents=True, exist_ok=True)
+    from deeppipe.files import atomic_write
+
     for f in FASHION_FILES:
-        tmp = target / f".{f}.tmp"
-        shutil.copyfile(src / f, tmp)
-        os.replace(tmp, target / f)
+        atomic_write(target / f, (src / f).read_bytes())
     click.echo(f"{name}: {len(FASHION_FILES)} files in {target}")
     if not no_dvc:
         venv_dvc = Path(sys.executable).with_name("dvc")
@@ -183,22 +186,23 @@ def _debian_fashion_mnist() -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG path (default data/08_reporting/...).")
 def preview(experiment: str, count: int, output: str | None) -> None:
     """Grid of original vs augmented training samples, before any training."""
-    from deeppipe.augment import write_preview
-    from deeppipe.data.sources import load_source
+    from deeppipe.augment.preview import write_preview
+    from deeppipe.data.stage import ingest
+    from deeppipe.layout import artefact
     from deeppipe.spec.loader import load_spec
 
     path = _resolve_experiment(experiment)
     rs = load_spec(path, check_model=False)
-    raw = load_source(rs.spec.data.source, on_error=rs.spec.data.on_error, limit=rs.spec.data.limit)
-    out = Path(output or f"data/08_reporting/{rs.name}/augmentation_preview.png")
-    write_preview(rs.spec.augment, raw.x, out, n=count, seed=rs.spec.seed)
+    samples = ingest(rs.spec)
+    out = Path(output) if output else artefact(rs.name, "train_plots") / "augmentation_preview.png"
+    write_preview(rs.spec.augment, samples.x, out, n=count, seed=rs.spec.seed)
     click.echo(f"preview written to {out}")
 
 
 @main.command(name="list")
 def list_experiments() -> None:
     """The experiments in pipelines/ (each is a Kedro pipeline)."""
-    from deeppipe.pipeline_registry import experiment_files
+    from deeppipe.layout import experiment_files
     from deeppipe.spec.loader import read_yaml
 
     for name, path in experiment_files().items():

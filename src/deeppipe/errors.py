@@ -17,7 +17,12 @@ def closest(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | 
     """The candidate nearest to ``name`` (case-insensitive), or None if nothing is close."""
     cands = list(dict.fromkeys(str(c) for c in candidates))
     lowered = {c.lower(): c for c in cands}
-    hit = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=cutoff)
+    key = str(name).lower()
+    if len(key) >= 3:  # an abbreviation ('acc', 'mom') means the name it starts
+        starts = sorted((c for c in lowered if c.startswith(key) and c != key), key=len)
+        if starts:
+            return lowered[starts[0]]
+    hit = difflib.get_close_matches(key, list(lowered), n=1, cutoff=cutoff)
     return lowered[hit[0]] if hit else None
 
 
@@ -57,8 +62,9 @@ class SpecError(click.ClickException):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        where = self.file or "<spec>"
-        head = f"{where}: {self.path}: {self.reason}" if self.path else f"{where}: {self.reason}"
+        head = f"{self.path}: {self.reason}" if self.path else self.reason
+        if self.file:
+            head = f"{self.file}: {head}"
         lines = [head]
         if self.expected is not None:
             lines.append(f"  expected: {self.expected}")
@@ -69,14 +75,13 @@ class SpecError(click.ClickException):
         return "\n".join(lines)
 
     def with_context(self, *, file: str | None = None, prefix: str = "") -> SpecError:
-        """Return the same error located in ``file`` under the key path ``prefix``."""
-        path = self.path
-        if prefix:
-            path = f"{prefix}.{path}" if path and not path.startswith("[") else f"{prefix}{path}"
-        return SpecError(
+        """Return the same error under the key path ``prefix``, located in ``file`` unless it
+        already names one (a data file it could not read is the better place to point at)."""
+        path = join_path(prefix, self.path) if prefix else self.path
+        return type(self)(
             self.reason,
             path=path,
-            file=file or self.file,
+            file=self.file or file,
             expected=self.expected,
             found=self.found,
             suggestion=self.suggestion,
@@ -94,14 +99,38 @@ class SpecError(click.ClickException):
         pass
 
 
+def unknown(what: str, name: Any, valid: Iterable[str], *, path: str = "", file: str | None = None,
+            listed: Iterable[str] | None = None) -> SpecError:
+    """The one "unknown <what> 'x' ... did you mean 'y'?" error: every lookup of a user-given name
+    (registry entries, keyword arguments, spec keys, experiment names) reports through it.
+
+    ``valid`` are the names the suggestion is drawn from (aliases included); ``listed`` the ones
+    shown as expected (default: ``valid``)."""
+    valid = [str(v) for v in valid]
+    shown = list(dict.fromkeys(str(v) for v in (listed if listed is not None else valid)))
+    if len(shown) > 40:
+        expected = f"one of {', '.join(shown[:40])}, ... ({len(shown)} in all)"
+    else:
+        expected = f"one of {', '.join(shown)}" if shown else "none here"
+    return SpecError(f"unknown {what} '{name}'", path=path, file=file, expected=expected, found=name,
+                     suggestion=closest(str(name), valid) if isinstance(name, (str, int)) else None)
+
+
 def join_path(*parts: str | int) -> str:
-    """Build a dotted key path: join_path('model', 'layers', 3, 'Conv2d') -> model.layers[3].Conv2d."""
+    """Build a dotted key path: join_path('model', 'layers', 3, 'Conv2d') -> model.layers[3].Conv2d.
+
+    A string part may itself be a path ('model.layers[3]') or an index ('[3]'); empty parts are
+    skipped, so join_path(prefix, key) works whether or not there is a prefix."""
     out = ""
     for part in parts:
+        if isinstance(part, bool):
+            part = str(part)
         if isinstance(part, int):
             out += f"[{part}]"
         elif part == "":
             continue
+        elif str(part).startswith("["):
+            out += str(part)
         else:
             out = f"{out}.{part}" if out else str(part)
     return out

@@ -5,15 +5,13 @@
 - Each spec gets its own MLflow experiment (kedro-mlflow's default is one per project).
 - Stage runs that only prepare data (``--tags ingest,split``) are not tracked; stage runs that
   evaluate an existing model continue that model's MLflow run; a training run that resumes a
-  checkpoint continues the MLflow run it started.
+  checkpoint continues the MLflow run it started (``deeppipe.training.resume``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -35,20 +33,33 @@ def _run_exists(run_id: str) -> bool:
         return False
 
 
+def run_to_continue(name: str, tags: set[str], spec_hash: str) -> str | None:
+    """The MLflow run this stage belongs to, if it continues earlier work: the run that trained
+    the model being evaluated, or the run of an interrupted training of the same spec."""
+    from deeppipe.layout import artefact
+    from deeppipe.training.resume import interrupted_run, trained_run
+
+    if tags and "train" not in tags:
+        return trained_run(artefact(name, "model"))
+    return interrupted_run(artefact(name, "checkpoints"), spec_hash)
+
+
 class DeeppipeHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        from deeppipe.pipeline_registry import DEFAULT_EXPERIMENT, experiment_files
-        from deeppipe.pipelines.nodes import spec_overrides
+        from deeppipe.layout import experiment_files
+        from deeppipe.pipeline_registry import DEFAULT_EXPERIMENT
         from deeppipe.spec.loader import load_spec
 
         files = experiment_files()
         names = run_params.get("pipeline_names") or ["__default__"]
         names = [DEFAULT_EXPERIMENT if n == "__default__" else n for n in names]
         tags = set(run_params.get("tags") or [])
-        overrides = spec_overrides(run_params.get("runtime_params"))
-        needs_data = not tags or tags & {"ingest"}
-        resolved = {name: load_spec(files[name], overrides, check_data=bool(needs_data))
+        overrides = dict(run_params.get("runtime_params") or {})
+        # the full check (data facts, the network on meta) whenever this run builds or trains;
+        # a stage run that only evaluates or registers a stored model checks the spec alone
+        deep = not tags or bool(tags & {"ingest", "split", "augment", "train"})
+        resolved = {name: load_spec(files[name], overrides, check_data=deep, check_model=deep)
                     for name in names if name in files}
         if len(resolved) == 1:
             (name, rs), = resolved.items()
@@ -68,31 +79,7 @@ class DeeppipeHooks:
         if config.tracking.experiment.name != name:
             config.tracking.experiment.name = name
             config._set_experiment()
-        run_id = self._run_to_continue(name, tags, spec_hash)
+        run_id = run_to_continue(name, tags, spec_hash)
         config.tracking.run.id = run_id if run_id and _run_exists(run_id) else None
         if config.tracking.run.id:
             log.info("continuing MLflow run %s", config.tracking.run.id)
-
-    @staticmethod
-    def _run_to_continue(name: str, tags: set[str], spec_hash: str) -> str | None:
-        """The MLflow run this stage belongs to, if it continues earlier work: the run that trained
-        the model being evaluated, or the run of an interrupted training of the same spec."""
-        models = Path("data/06_models") / name
-        if tags and "train" not in tags:
-            meta = models / "model" / "meta.json"
-            if meta.is_file():
-                return json.loads(meta.read_text()).get("mlflow_run_id")
-            return None
-        from deeppipe.pipelines.nodes import checkpoint_dir
-
-        ckpt = checkpoint_dir(name, spec_hash)
-        run_file = ckpt / "run.json"
-        if run_file.is_file():
-            from deeppipe.training import checkpoint_info
-
-            info = checkpoint_info(ckpt)
-            remembered = json.loads(run_file.read_text())
-            if (info and not info.get("finished") and info.get("spec_hash") == spec_hash
-                    and remembered.get("spec_hash") == spec_hash):
-                return remembered.get("run_id")
-        return None

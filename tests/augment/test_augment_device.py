@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deeppipe.augment.device import DeviceAugment, plan_device
-from deeppipe.augment.spec import build_compose
+from deeppipe.augment.pipeline import build_compose
 from deeppipe.augment.transform import apply_compose
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeppipe.augment.spec import build_compose
+from deeppipe.augment.pipeline import build_compose
 from deeppipe.augment.transform import apply_compose
 
 

@@ -10,7 +10,7 @@ import torch
 
 from deeppipe.augment.device import plan_device
 from deeppipe.augment.filters import KIRSCH_N, apply_edge_filter, compass_masks
-from deeppipe.augment.spec import build_compose
+from deeppipe.augment.pipeline import build_compose
 from deeppipe.augment.transform import apply_compose
 
 NAMES = ["Prewitt", "Sobel", "Laplacian", "Kirsch", "Robinson"]

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deeppipe.augment.device import DeviceAugment, plan_device
-from deeppipe.augment.spec import build_compose
+from deeppipe.augment.pipeline import build_compose
 from deeppipe.augment.transform import apply_compose
 
 prob = st.floats(0.0, 1.0)

@@ -8,7 +8,7 @@ import yaml
 
 from deeppipe.augment import AugmentConfig, validate_augment
 from deeppipe.augment.filters import Laplacian, Sobel
-from deeppipe.augment.spec import build_compose, compose_to_list, list_to_dict
+from deeppipe.augment.pipeline import build_compose, compose_to_list, list_to_dict
 from deeppipe.errors import SpecError
 
 SPEC = """

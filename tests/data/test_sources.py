@@ -13,7 +13,8 @@ from deeppipe.data.sources import DataError, load_source, peek, read_idx
 from deeppipe.data.split import make_split
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
-from deeppipe.spec.schema import CsvSource, IdxSource, ImageFolderSource, NpzSource, SklearnSource
+from deeppipe.data.sources.images import IdxSource, ImageFolderSource
+from deeppipe.data.sources.tables import CsvSource, NpzSource, SklearnSource
 
 FASHION = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fashion-mnist"
 

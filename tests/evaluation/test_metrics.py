@@ -8,7 +8,7 @@ import pytest
 from deeppipe.data.task import Task
 from deeppipe.evaluation import compute_metrics, probabilities
 from deeppipe.evaluation.plots import confusion_matrix_figure
-from deeppipe.evaluation.report import figure_png
+from deeppipe.plotting import figure_png
 
 MULTI = Task("multiclass", 3, ("a", "b", "c"))
 
@@ -16,7 +16,7 @@ MULTI = Task("multiclass", 3, ("a", "b", "c"))
 def test_multiclass_metrics_match_hand_computation() -> None:
     y = np.array([0, 0, 1, 1, 2, 2])
     logits = np.log(np.array([[.8, .1, .1], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.1, .1, .8], [.3, .3, .4]]))
-    s, extras = compute_metrics(MULTI, y, logits)
+    s, extras = compute_metrics(MULTI, y, probabilities(MULTI, logits))
     assert s["accuracy"] == pytest.approx(5 / 6)
     # class a: TP1 FP0 FN1 -> p 1, r .5; b: TP2 FP1 -> p 2/3, r 1; c: p 1, r 1
     assert s["precision_macro"] == pytest.approx((1 + 2 / 3 + 1) / 3)
@@ -35,7 +35,7 @@ def test_binary_uses_one_logit_and_sigmoid() -> None:
     logits = np.array([[-2.0], [3.0], [0.5], [-0.1]])
     probs = probabilities(task, logits)
     assert probs.shape == (4, 2) and probs[1, 1] == pytest.approx(1 / (1 + np.exp(-3)))
-    s, _ = compute_metrics(task, np.array([0, 1, 0, 1]), logits)
+    s, _ = compute_metrics(task, np.array([0, 1, 0, 1]), probs)
     assert s["accuracy"] == pytest.approx(0.5)
     assert s["roc_auc"] == pytest.approx(0.75)
 
@@ -50,7 +50,7 @@ def test_regression_metrics() -> None:
 
 
 def test_roc_auc_absent_rather_than_wrong_with_one_class() -> None:
-    s, _ = compute_metrics(MULTI, np.array([0, 0]), np.zeros((2, 3)))
+    s, _ = compute_metrics(MULTI, np.array([0, 0]), np.full((2, 3), 1 / 3))
     assert "roc_auc" not in s
 
 

@@ -34,7 +34,7 @@ def test_offline_augmentation_preview_and_tta(tmp_path: Path) -> None:
     with np.load(project / "data/04_feature/digits_aug/augmented.npz") as a, \
             np.load(project / "data/05_model_input/digits_aug/split.npz") as s:
         assert len(a["x"]) == 2 * len(s["train"])  # originals + one augmented copy
-    assert (project / "data/08_reporting/digits_aug/augmentation_preview.png").stat().st_size > 1000
+    assert (project / "data/08_reporting/digits_aug/train/augmentation_preview.png").stat().st_size > 1000
     metrics = json.loads((project / "data/08_reporting/digits_aug/metrics.json").read_text())["test"]
     assert metrics["accuracy"] > 0.8 and 0 < metrics["log_loss"] < 1.0
 
@@ -52,11 +52,16 @@ def test_augment_mistake_names_file_and_path(tmp_path: Path) -> None:
     assert str(f) in str(info.value) and "augment.train[0].Affine" in str(info.value)
 
 
-def test_offline_asked_for_on_the_command_line_is_not_ignored(tmp_path: Path) -> None:
+def test_offline_asked_for_on_the_command_line_is_decided_like_the_file(tmp_path: Path) -> None:
+    """--params augment.offline adds the augment stage exactly as the file would: the copies are
+    written by their own node (to the catalog's augmented.npz) and the train node reads them."""
     spec = {**SPEC, "augment": {"train": SPEC["augment"]["train"]}}  # no offline section in the file
     project = make_project(tmp_path / "p", {"digits_aug": spec})
-    proc = run(["kedro", "run", "--pipeline", "digits_aug", "--tags", "ingest,split,train",
+    proc = run(["kedro", "run", "--pipeline", "digits_aug", "--tags", "ingest,split,augment,train",
                 "--params", "augment.offline.copies=2,train.epochs=1"], project)
-    with np.load(project / "data/05_model_input/digits_aug/split.npz") as s:
+    with np.load(project / "data/05_model_input/digits_aug/split.npz") as s, \
+            np.load(project / "data/04_feature/digits_aug/augmented.npz") as a:
         n = len(s["train"])
-    assert f"augment.offline: {n} training samples -> {3 * n}" in " ".join((proc.stdout + proc.stderr).split())
+        assert len(a["x"]) == 3 * n
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert f"augment.offline: {n} training samples -> {3 * n}" in out and "materialised in memory" not in out

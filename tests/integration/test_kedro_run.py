@@ -125,3 +125,35 @@ def test_evaluate_stage_starts_a_new_run_when_the_training_run_is_gone(project: 
     client = mlflow.MlflowClient(tracking_uri=other)
     (r,) = client.search_runs([client.get_experiment_by_name("digits_tiny").experiment_id])
     assert "test/accuracy" in r.data.metrics
+
+
+def test_stage_functions_alone_give_the_metrics_of_kedro_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole experiment through deeppipe.stages without a Kedro session: same test metrics."""
+    from deeppipe.spec.loader import load_spec
+    from deeppipe.stages import run_experiment
+
+    run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=2,seed=11"], project)
+    by_kedro = json.loads((project / "data/08_reporting/digits_tiny/metrics.json").read_text())["test"]
+    monkeypatch.chdir(project)
+    rs = load_spec(project / "pipelines/digits_tiny.yml", {"train.epochs": 2, "seed": 11})
+    alone = run_experiment(rs).evaluation.scalars
+    assert set(alone) == set(by_kedro)
+    for name, value in by_kedro.items():
+        assert alone[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_kedro_run_and_deeppipe_share_one_params_parser(project: Path) -> None:
+    """List values with commas work in `kedro run --params` (Kedro's own parser splits them apart)."""
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--params",
+                "train.epochs=1,train.optimizer.betas=[0.8, 0.99],model.layers[4].Linear.out_features=auto"], project)
+    assert "Traceback" not in proc.stderr
+    client = _client(project)
+    runs = client.search_runs([client.get_experiment_by_name("digits_tiny").experiment_id],
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    params = runs[0].data.params
+    assert (params["train.optimizer.betas.0"], params["train.optimizer.betas.1"]) == ("0.8", "0.99")
+    for args in (["kedro", "run", "--pipeline", "digits_tiny", "--params", "train..epochs=3"],
+                 ["deeppipe", "validate", "pipelines/digits_tiny.yml", "--params", "x=[3"]):
+        proc = run(args, project, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "Traceback" not in out and "--params" in out, out

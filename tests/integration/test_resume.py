@@ -14,9 +14,10 @@ import mlflow
 import pytest
 from safetensors.torch import load_file
 
-from deeppipe.pipelines.nodes import checkpoint_dir
+from deeppipe.layout import artefact
 from deeppipe.spec.loader import load_spec
 from deeppipe.training import checkpoint_info
+from deeppipe.training.resume import checkpoint_dir
 from tests.integration.conftest import TINY_DIGITS, env, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,7 @@ def _spec() -> dict:
 def test_sigkill_then_rerun_continues_the_same_run(tmp_path: Path) -> None:
     project = make_project(tmp_path / "killed", {"digits_tiny": _spec()})
     spec_hash = load_spec(project / "pipelines/digits_tiny.yml").hash
-    ckpt = project / checkpoint_dir("digits_tiny", spec_hash)
+    ckpt = checkpoint_dir(artefact("digits_tiny", "checkpoints", root=project), spec_hash)
     proc = subprocess.Popen(["kedro", "run", "--pipeline", "digits_tiny"], cwd=project, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120

@@ -8,7 +8,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from deeppipe.errors import SpecError
-from deeppipe.models import Network, build_model, conv_out
+from deeppipe.models import LayerGraph, build_model, conv_out
 
 SMALL_CNN = {
     "input": [1, 28, 28],
@@ -31,7 +31,7 @@ def params(m: nn.Module) -> int:
 
 def test_small_cnn_parameter_counts_per_layer():
     net = build_model(SMALL_CNN, (1, 28, 28), 10)
-    assert isinstance(net, Network)
+    assert isinstance(net, LayerGraph)
     assert params(net.get_submodule("0")) == 320
     assert params(net.get_submodule("3")) == 18_496
     assert params(net.get_submodule("7")) == 31_370

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deeppipe.models import LAYERS, build_model
-from deeppipe.models.layers import EDGE_KERNELS
+from deeppipe.models.layers.edges import EDGE_KERNELS
 
 
 def one(layer: dict, shape: tuple[int, ...]) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -101,7 +102,7 @@ def test_summary_of_a_meta_model_and_recurrent_macs():
     assert s.output_shape == (2,)
 
 
-def test_draw_graph_writes_png_for_models_and_specs(tmp_path):
+def test_draw_graph_writes_png_for_built_models(tmp_path):
     net = build_model({"zoo": "resnet20"}, None, None)
     out = draw_graph(net, (3, 32, 32), tmp_path / "graph.png")
     assert out.read_bytes()[:8] == PNG
@@ -117,9 +118,15 @@ def test_draw_graph_writes_png_for_models_and_specs(tmp_path):
             {"Add": {}, "from": [-1, -1]},
         ]
     }
-    assert draw_graph(spec, (3, 8, 8), tmp_path / "spec.png").read_bytes()[:8] == PNG
+    graph = build_model(spec, (3, 8, 8), None, device="meta")
+    assert draw_graph(graph, None, tmp_path / "graph2.png").read_bytes()[:8] == PNG
     svg = draw_graph(nn.Sequential(nn.Linear(3, 2)), (3,), tmp_path / "seq.svg")
     assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_draw_graph_takes_a_built_model_not_a_spec(tmp_path):
+    with pytest.raises(TypeError, match="built model"):
+        draw_graph({"layers": ["Flatten"]}, (3,), tmp_path / "spec.png")
 
 
 def test_summary_does_not_change_the_model():

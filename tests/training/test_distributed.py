@@ -65,7 +65,9 @@ def test_worker_errors_come_back_as_clean_messages(monkeypatch, digits_sources, 
     monkeypatch.setattr(distributed, "run_rank", bad_rank)
     train, val = digits_sources
     cfg = TrainConfig(**quiet(epochs=1, distributed={"nproc_per_node": 2, "backend": "gloo"}))
-    out = distributed._worker(mlp(), train, val, cfg, task, None, 0, None, None, None)
+    from deeppipe.training.result import FitJob
+
+    out = distributed._worker(FitJob(mlp(), train, val, cfg, task), None)
     assert "train.early_stopping.monitor" in out["error"]
 
     import torch.distributed.launcher.api as launcher

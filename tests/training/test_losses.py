@@ -9,7 +9,8 @@ from torch import nn
 
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
-from deeppipe.training import LOSSES, build_loss, fit, register_loss
+from deeppipe.registry import LOSSES
+from deeppipe.training import build_loss, fit, register_loss
 from deeppipe.training.config import LossConfig
 
 from .helpers import mlp, quiet

@@ -1,23 +1,29 @@
 """Augmentation: albumentations pipelines from YAML, fixed edge filters, device-side batch ops.
 
-The Kedro nodes use ``build_train_source`` (training batches), ``build_eval_transform`` (val/test,
-untouched unless declared), ``tta_predict``, ``write_preview`` and ``materialise``.
+Modules, in the order data meets them: ``config`` (the ``augment:`` section), ``pipeline`` (YAML
+lists <-> albumentations' Compose, the TRANSFORMS registry), ``filters`` (fixed edge kernels),
+``device``/``device_ops`` (whole batches on the training device), ``loader`` (per-sample
+albumentations in DataLoader workers), ``apply`` (training batches, val/test views, whole
+arrays), ``tta`` (test-time views), ``offline`` (the augment stage), ``preview`` (the grid PNG).
+
+Names are imported on first use, so reading ``augment.config`` does not load albumentations.
 """
 
-from deeppipe.augment.config import AugmentConfig, OfflineConfig, validate_augment
-from deeppipe.augment.offline import materialise
-from deeppipe.augment.preview import write_preview
-from deeppipe.augment.source import augmented_shape, build_eval_transform, build_train_source
-from deeppipe.augment.tta import tta_predict
+from typing import Any
 
-__all__ = [
-    "AugmentConfig",
-    "OfflineConfig",
-    "augmented_shape",
-    "build_eval_transform",
-    "build_train_source",
-    "materialise",
-    "tta_predict",
-    "validate_augment",
-    "write_preview",
-]
+_LAZY = {
+    "AugmentConfig": "config", "OfflineConfig": "config", "validate_augment": "config", "offline_enabled": "config",
+    "augmented_shape": "apply", "build_eval_transform": "apply", "build_train_source": "apply", "eval_view": "apply",
+    "materialise": "offline", "offline_set": "offline", "tta_predict": "tta", "write_preview": "preview",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"deeppipe.augment.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
+
+__all__ = sorted(_LAZY)

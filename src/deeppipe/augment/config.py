@@ -8,25 +8,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from deeppipe.errors import SpecError, join_path
+from deeppipe.config import Strict, parse_section
+from deeppipe.errors import SpecError
 
 
-class OfflineConfig(BaseModel):
+class OfflineConfig(Strict):
     """``augment.offline``: materialise K augmented copies of the training set once (DVC-tracked)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     copies: int = Field(ge=1, le=1000)
     include_original: bool = True  # the written set = originals + K augmented copies
     online: bool = False  # also augment the materialised set online while training
 
 
-class AugmentConfig(BaseModel):
+class AugmentConfig(Strict):
     """Per-split augmentation lists, test-time views, and how the training data is augmented."""
-
-    model_config = ConfigDict(extra="forbid")
 
     train: list[Any] | None = None
     val: list[Any] | None = None
@@ -55,8 +52,8 @@ def validate_augment(cfg: AugmentConfig | dict | None, file: str | None = None) 
     if cfg is None:
         return None
     if isinstance(cfg, dict):
-        return _parse(cfg, file)
-    from deeppipe.augment.spec import build_compose
+        return parse_section(AugmentConfig, cfg, path="augment", file=file)
+    from deeppipe.augment.pipeline import build_compose
     from deeppipe.augment.tta import view_composes
 
     try:
@@ -81,26 +78,9 @@ def validate_augment(cfg: AugmentConfig | dict | None, file: str | None = None) 
     return cfg
 
 
-def _parse(raw: dict, file: str | None) -> AugmentConfig:
-    from pydantic import ValidationError
-
-    try:
-        cfg = AugmentConfig.model_validate(raw, context={"file": file})
-    except ValidationError as err:
-        # an unknown key explains more than the "missing" error it causes next to it
-        errors = sorted(err.errors(), key=lambda e: e.get("type") != "extra_forbidden")
-        first = errors[0]
-        loc = ["augment", *first.get("loc", ())]
-        bad = loc[-1] if first.get("type") == "extra_forbidden" else None
-        fields = AugmentConfig.model_fields if len(loc) == 2 else OfflineConfig.model_fields
-        raise SpecError(
-            first.get("msg", "invalid augment section"),
-            path=join_path(*loc),
-            file=file,
-            expected="one of " + ", ".join(fields) if bad is not None else None,
-            found=first.get("input", ...) if bad is None else bad,
-            candidates=list(fields) if bad is not None else None,
-        ) from None
-    except SpecError as err:
-        raise err.with_context(file=file) if file else err from None
-    return cfg
+def offline_enabled(augment_section: Any) -> bool:
+    """Whether a spec materialises augmented copies (``augment.offline``), from the parsed section
+    or the raw mapping: the pipeline registry, dvcgen and the train stage all decide with this."""
+    if isinstance(augment_section, dict):
+        return bool(augment_section.get("offline"))
+    return augment_section is not None and getattr(augment_section, "offline", None) is not None

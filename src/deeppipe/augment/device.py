@@ -15,8 +15,8 @@ import copy
 import albumentations as A
 import torch
 
-from deeppipe.augment import device_ops as ops
-from deeppipe.augment import filters as edge
+import deeppipe.augment.device_ops as ops
+import deeppipe.augment.filters as edge
 from deeppipe.augment.device_ops import Op
 from deeppipe.errors import SpecError
 

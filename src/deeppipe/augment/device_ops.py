@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeppipe.augment import filters as edge
+import deeppipe.augment.filters as edge
 
 Op = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

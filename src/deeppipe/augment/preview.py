@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from deeppipe.augment.apply import augment_array
 from deeppipe.augment.config import AugmentConfig
-from deeppipe.augment.source import augment_array, check_images
+from deeppipe.augment.pipeline import check_images
 
 
 def preview_grid(cfg: AugmentConfig | None, x: np.ndarray, *, n: int = 16, views: int = 3,
@@ -38,16 +37,15 @@ def _as_image(img: np.ndarray) -> tuple[np.ndarray, str | None]:
     return img.mean(axis=0), "gray"
 
 
-def write_preview(cfg: AugmentConfig | None, x: np.ndarray, path: str | Path, n: int = 16,
-                  seed: int = 0, views: int = 3) -> Path:
-    """Write the grid as a PNG (atomically) and return its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def preview_png(cfg: AugmentConfig | None, x: np.ndarray, n: int = 16, seed: int = 0, views: int = 3) -> bytes:
+    """The grid of originals (top row) and augmented views as PNG bytes."""
     from matplotlib.figure import Figure
+
+    from deeppipe.plotting import figure_png
 
     grid = preview_grid(cfg, x, n=n, views=views, seed=seed)
     rows, cols = len(grid), len(grid[0])
     fig = Figure(figsize=(max(4.0, 1.1 * cols), 1.2 * rows + 0.4))
-    FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
     for r in range(rows):
         for c in range(cols):
@@ -59,14 +57,12 @@ def write_preview(cfg: AugmentConfig | None, x: np.ndarray, path: str | Path, n:
             if c == 0:
                 ax.set_ylabel("original" if r == 0 else f"view {r}", fontsize=8)
     fig.suptitle("augment.train: originals (top) vs augmented views", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=80)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return figure_png(fig, dpi=80)
+
+
+def write_preview(cfg: AugmentConfig | None, x: np.ndarray, path: str | Path, n: int = 16,
+                  seed: int = 0, views: int = 3) -> Path:
+    """Write the grid as a PNG (atomically) and return its path."""
+    from deeppipe.files import atomic_write
+
+    return atomic_write(path, preview_png(cfg, x, n=n, seed=seed, views=views))

@@ -19,7 +19,7 @@ from deeppipe.errors import join_path
 
 def view_composes(views: list[Any] | None, *, file: str | None = None) -> list[A.Compose]:
     """One Compose per declared TTA view (validated, SpecError at ``augment.tta[i]...``)."""
-    from deeppipe.augment.spec import build_compose, compose_from_steps, item_to_dict
+    from deeppipe.augment.pipeline import build_compose, compose_from_steps, item_to_dict
 
     out = []
     for i, view in enumerate(views or []):
@@ -49,7 +49,7 @@ def tta_predict(
 
     views = view_composes(getattr(cfg, "tta", None) if cfg is not None else None)
     if views:
-        from deeppipe.augment.source import check_images
+        from deeppipe.augment.pipeline import check_images
 
         check_images(x, "augment.tta")
     total = np.asarray(predict_fn(x), dtype=np.float64)

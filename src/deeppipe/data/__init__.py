@@ -1,5 +1,7 @@
 """Data ingestion: readers per source type, seeded splits, normalisation, batch sources.
 
+The stage functions are ``deeppipe.data.stage.ingest`` and ``deeppipe.data.stage.split``.
+
 Readers and splits import scikit-learn, which costs about a second: they load on first use, so
 processes that only need batches (distributed training workers) stay light.
 """
@@ -9,8 +11,8 @@ from typing import Any
 from deeppipe.data.batches import BatchSource, TensorBatches
 from deeppipe.data.task import Task
 
-_LAZY = {"DataError": "sources", "RawData": "sources", "load_source": "sources", "peek": "sources",
-         "make_split": "split"}
+_LAZY = {"DataError": "sources", "Samples": "sources", "load_source": "sources", "peek": "sources",
+         "make_split": "split", "Split": "stage"}
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +23,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["BatchSource", "DataError", "RawData", "Task", "TensorBatches", "load_source", "make_split", "peek"]
+__all__ = ["BatchSource", "DataError", "Samples", "Split", "Task", "TensorBatches", "load_source", "make_split",
+           "peek"]

@@ -56,7 +56,7 @@ def _split(idx: np.ndarray, y: np.ndarray, frac: float, stratify: bool, seed: in
     if stratify:
         counts = np.bincount(labels)
         counts = counts[counts > 0]
-        n_hold = int(round(frac * len(idx)))
+        n_hold = round(frac * len(idx))
         if counts.min() < 2 or n_hold < len(counts):
             labels = None  # too few samples per class to stratify; plain shuffle split
     a, b = train_test_split(idx, test_size=frac, random_state=seed, shuffle=True, stratify=labels)

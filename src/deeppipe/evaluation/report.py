@@ -1,23 +1,13 @@
-"""The end-of-run summary table and figure-to-PNG conversion."""
+"""The end-of-run summary table printed after evaluation."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from deeppipe.data.task import Task
-
-
-def figure_png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def print_summary(experiment: str, task: Task, scalars: dict[str, float], n_test: int, meta: dict[str, Any]) -> None:

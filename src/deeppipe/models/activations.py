@@ -1,8 +1,9 @@
 """Activations by name: ``activation: leaky_relu`` on a model, a block or a layer entry.
 
-A name maps to a factory returning an ``nn.Module``; extra keys are that module's arguments
-(``{name: leaky_relu, negative_slope: 0.2}``). Step functions are refused: their gradient is zero
-almost everywhere, so a network using one cannot learn by backpropagation.
+Each name is registered in ``deeppipe.registry.ACTIVATIONS`` where it is written; extra keys are
+the module's arguments (``{name: leaky_relu, negative_slope: 0.2}``), checked against its
+signature. Step functions are refused: their gradient is zero almost everywhere, so a network
+using one cannot learn by backpropagation.
 """
 
 from __future__ import annotations
@@ -14,11 +15,55 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deeppipe.errors import SpecError
-from deeppipe.registry import Registry, call_with
+from deeppipe.models.meta import Choice, existing_meta, meta_of
+from deeppipe.models.named import split_named
+from deeppipe.registry import ACTIVATIONS
 
-ACTIVATIONS: Registry[Any] = Registry("activation")
+__all__ = ["ACTIVATIONS", "STEP_MESSAGE", "activation_of", "is_step", "make_activation",
+           "parse_activation"]
+
+# torch.nn's own activations, under the names a spec uses
+ACTIVATIONS.register("identity", aliases=("linear", "none"))(nn.Identity)
+ACTIVATIONS.register("sigmoid", aliases=("logistic",))(nn.Sigmoid)
+ACTIVATIONS.register("tanh")(nn.Tanh)
+ACTIVATIONS.register("hardtanh", aliases=("hard_tanh",))(nn.Hardtanh)
+ACTIVATIONS.register("relu")(nn.ReLU)
+ACTIVATIONS.register("relu6")(nn.ReLU6)
+ACTIVATIONS.register("leaky_relu", aliases=("leakyrelu", "lrelu"))(nn.LeakyReLU)
+ACTIVATIONS.register("elu")(nn.ELU)
+ACTIVATIONS.register("selu")(nn.SELU)
+ACTIVATIONS.register("celu")(nn.CELU)
+ACTIVATIONS.register("gelu")(nn.GELU)
+ACTIVATIONS.register("silu")(nn.SiLU)
+ACTIVATIONS.register("mish")(nn.Mish)
+ACTIVATIONS.register("softplus")(nn.Softplus)
+ACTIVATIONS.register("softsign")(nn.Softsign)
+ACTIVATIONS.register("hardswish", aliases=("hard_swish",))(nn.Hardswish)
+ACTIVATIONS.register("hardsigmoid", aliases=("hard_sigmoid",))(nn.Hardsigmoid)
+# these work along the feature axis, which the builder supplies as `dim`
+ACTIVATIONS.register("softmax", needs_dim=True)(nn.Softmax)
+ACTIVATIONS.register("log_softmax", aliases=("logsoftmax",), needs_dim=True)(nn.LogSoftmax)
 
 
+@ACTIVATIONS.register("prelu")
+def prelu(num_parameters: int = 1, init: float = 0.25) -> nn.Module:
+    """PReLU: a leaky ReLU whose slope is learned (device and dtype are not the spec's to set)."""
+    return nn.PReLU(num_parameters=num_parameters, init=init)
+
+
+@ACTIVATIONS.register("swish")
+class Swish(nn.Module):
+    """x * sigmoid(beta x); beta = 1 is SiLU."""
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.beta * x) if self.beta != 1.0 else F.silu(x)
+
+
+@ACTIVATIONS.register("maxout", needs_dim=True)
 class MaxoutActivation(nn.Module):
     """Maxout as an activation: the maximum over groups of ``pieces`` consecutive channels.
 
@@ -45,120 +90,38 @@ class MaxoutActivation(nn.Module):
         return f"pieces={self.pieces}"
 
 
-def _softmax(dim: int = 1) -> nn.Module:
-    return nn.Softmax(dim=dim)
-
-
-def _log_softmax(dim: int = 1) -> nn.Module:
-    return nn.LogSoftmax(dim=dim)
-
-
-def _prelu(num_parameters: int = 1, init: float = 0.25) -> nn.Module:
-    return nn.PReLU(num_parameters=num_parameters, init=init)
-
-
-class Swish(nn.Module):
-    """x * sigmoid(beta x); beta = 1 is SiLU."""
-
-    def __init__(self, beta: float = 1.0) -> None:
-        super().__init__()
-        self.beta = beta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.beta * x) if self.beta != 1.0 else F.silu(x)
-
-
-# name -> (factory, takes a `dim` argument)
-_TABLE: list[tuple[str, Any, tuple[str, ...]]] = [
-    ("identity", nn.Identity, ("linear", "none")),
-    ("sigmoid", nn.Sigmoid, ("logistic",)),
-    ("tanh", nn.Tanh, ()),
-    ("hardtanh", nn.Hardtanh, ("hard_tanh",)),
-    ("relu", nn.ReLU, ()),
-    ("relu6", nn.ReLU6, ()),
-    ("leaky_relu", nn.LeakyReLU, ("leakyrelu", "lrelu")),
-    ("prelu", _prelu, ()),
-    ("elu", nn.ELU, ()),
-    ("selu", nn.SELU, ()),
-    ("celu", nn.CELU, ()),
-    ("gelu", nn.GELU, ()),
-    ("silu", nn.SiLU, ()),
-    ("swish", Swish, ()),
-    ("mish", nn.Mish, ()),
-    ("softplus", nn.Softplus, ()),
-    ("softsign", nn.Softsign, ()),
-    ("hardswish", nn.Hardswish, ("hard_swish",)),
-    ("hardsigmoid", nn.Hardsigmoid, ("hard_sigmoid",)),
-    ("softmax", _softmax, ()),
-    ("log_softmax", _log_softmax, ("logsoftmax",)),
-    ("maxout", MaxoutActivation, ()),
-]
-for _name, _factory, _aliases in _TABLE:
-    ACTIVATIONS.add(_name, _factory, aliases=_aliases)
-
-# Activations whose factory takes the feature axis (softmax over classes, maxout over channels).
-_NEEDS_DIM = {"softmax", "log_softmax", "maxout"}
-
 STEP_MESSAGE = (
     "a step activation has zero gradient almost everywhere, so backpropagation cannot train "
     "the layers before it; use sigmoid (its smooth version), hardtanh or relu"
 )
-_STEP_NAMES = {
-    "step",
-    "heaviside",
-    "binary_step",
-    "binarystep",
-    "sign",
-    "unit_step",
-    "threshold_step",
-}
+_STEP_NAMES = {"step", "heaviside", "binary_step", "binarystep", "sign", "unit_step", "threshold_step"}
 
 
 def is_step(name: str) -> bool:
+    """Whether ``name`` is a step function (refused: nothing before it could learn)."""
     return str(name).lower().replace("-", "_") in _STEP_NAMES
 
 
-def parse_activation(
-    value: Any, *, path: str, file: str | None = None
-) -> tuple[str, dict[str, Any]]:
+def parse_activation(value: Any, *, path: str, file: str | None = None) -> Choice:
     """``relu`` or ``{name: leaky_relu, negative_slope: 0.2}`` -> (canonical name, kwargs)."""
-    if isinstance(value, str):
-        name, kwargs = value, {}
-    elif isinstance(value, dict) and "name" in value:
-        kwargs = dict(value)
-        name = kwargs.pop("name")
-    else:
-        raise SpecError(
-            "an activation is a name or {name: ..., <arguments>}",
-            path=path,
-            file=file,
-            expected="e.g. relu or {name: leaky_relu, negative_slope: 0.1}",
-            found=value,
-        )
-    if not isinstance(name, str):
-        raise SpecError("an activation name must be a string", path=path, file=file, found=name)
+    name, kwargs = split_named(value, what="an activation",
+                               example="relu or {name: leaky_relu, negative_slope: 0.1}",
+                               path=path, file=file)
     if is_step(name):
-        raise SpecError(
-            f"step activation '{name}' refused: {STEP_MESSAGE}", path=path, file=file, found=name
-        )
-    ACTIVATIONS.get(name, path=path, file=file)
-    return ACTIVATIONS.canonical(name), kwargs
+        raise SpecError(f"step activation '{name}' refused: {STEP_MESSAGE}", path=path, file=file,
+                        found=name)
+    return ACTIVATIONS.entry(name, path=path, file=file).name, kwargs
 
 
-def make_activation(
-    value: Any, *, feature_dim: int = 1, path: str = "activation", file: str | None = None
-) -> nn.Module:
+def make_activation(value: Any, *, feature_dim: int = 1, path: str = "activation",
+                    file: str | None = None) -> nn.Module:
     """Build the activation module named by ``value``; ``feature_dim`` is the batch tensor's axis
     that softmax and maxout work along (1 for features and channels)."""
     name, kwargs = parse_activation(value, path=path, file=file)
-    factory = ACTIVATIONS.get(name)
-    if name in _NEEDS_DIM:
-        kwargs.setdefault("dim", feature_dim)
-    module = call_with(factory, kwargs, path=path, file=file)
-    module._dp_activation = (
-        name,
-        dict(kwargs),
-    )  # matches the initialisation of the layer before it
+    fixed = {"dim": feature_dim} if ACTIVATIONS.entry(name).needs_dim and "dim" not in kwargs else {}
+    module = ACTIVATIONS.build(name, kwargs, path=path, file=file, fixed=fixed)
+    # what it is, so the initialisation of the layer before it can match it
+    meta_of(module).activation = (name, {**kwargs, **fixed})
     return module
 
 
@@ -184,18 +147,16 @@ _CLASS_NAMES = {
     nn.Softplus: "relu",
     nn.Hardswish: "silu",
     nn.Identity: "identity",
+    MaxoutActivation: "maxout",
+    Swish: "silu",
 }
 
 
-def activation_of(module: nn.Module) -> tuple[str, dict[str, Any]] | None:
+def activation_of(module: nn.Module) -> Choice | None:
     """The activation a module applies as (name, arguments), or None if it is not an activation."""
-    tagged = getattr(module, "_dp_activation", None)
-    if tagged is not None:
-        return tagged
-    if isinstance(module, MaxoutActivation):
-        return "maxout", {}
-    if isinstance(module, Swish):
-        return "silu", {}
+    meta = existing_meta(module)
+    if meta is not None and meta.activation is not None:
+        return meta.activation
     cname = _CLASS_NAMES.get(type(module))
     if cname is None:
         return None

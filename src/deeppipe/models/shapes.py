@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch.nn as nn
@@ -23,43 +23,30 @@ def fmt(shape: Sequence[int]) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(str(s) for s in shape)})"
 
 
-# Arguments torch layers take from the incoming shape. normalized_shape is handled apart.
-INFERRED = {
-    "in_channels": lambda s: s[0],
-    "num_features": lambda s: s[0],
-    "num_channels": lambda s: s[0],
-    "in_features": lambda s: s[-1],
-    "input_size": lambda s: s[-1],
-    "embed_dim": lambda s: s[-1],
-    "d_model": lambda s: s[-1],
-}
-DESCRIBE = {
-    "in_channels": "channels (axis 0)",
-    "num_features": "features/channels (axis 0)",
-    "num_channels": "channels (axis 0)",
-    "in_features": "features (last axis)",
-    "input_size": "features per step (last axis)",
-    "embed_dim": "features (last axis)",
-    "d_model": "features (last axis)",
+# Arguments torch layers take from the incoming shape: (rule, what it is, for messages).
+# normalized_shape is handled apart.
+INFERRED: dict[str, tuple[Callable[[Sequence[int]], int], str]] = {
+    "in_channels": (lambda s: s[0], "channels (axis 0)"),
+    "num_features": (lambda s: s[0], "features/channels (axis 0)"),
+    "num_channels": (lambda s: s[0], "channels (axis 0)"),
+    "in_features": (lambda s: s[-1], "features (last axis)"),
+    "input_size": (lambda s: s[-1], "features per step (last axis)"),
+    "embed_dim": (lambda s: s[-1], "features (last axis)"),
+    "d_model": (lambda s: s[-1], "features (last axis)"),
 }
 
 _DIM_SUFFIX = re.compile(r"([123])d$", re.IGNORECASE)
 
-_RANKED = (
-    nn.modules.conv._ConvNd,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.modules.pooling._LPPoolNd,
-    nn.modules.pooling._MaxUnpoolNd,
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.instancenorm._InstanceNorm,
-    nn.modules.padding._ReflectionPadNd,
-    nn.modules.padding._ReplicationPadNd,
-    nn.modules.padding._ConstantPadNd,
-    nn.modules.dropout._DropoutNd,
-)
+_m = nn.modules
+# Convolutions and poolings: they work on (C, ...) maps of a fixed rank and produce maps.
+WINDOWED = (_m.conv._ConvNd, _m.pooling._MaxPoolNd, _m.pooling._AvgPoolNd, _m.pooling._AdaptiveAvgPoolNd,
+            _m.pooling._AdaptiveMaxPoolNd, _m.pooling._LPPoolNd)
+# Layers whose output is a feature map (how the builder knows a Linear needs a Flatten first).
+MAP_PRODUCERS = (*WINDOWED, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle)
+# Layers named ...1d/2d/3d that need an input of that rank.
+_RANKED = (*WINDOWED, _m.pooling._MaxUnpoolNd, _m.batchnorm._BatchNorm, _m.instancenorm._InstanceNorm,
+           _m.padding._ReflectionPadNd, _m.padding._ReplicationPadNd, _m.padding._ConstantPadNd,
+           _m.dropout._DropoutNd)
 _AXES = {
     1: "(channels, length)",
     2: "(channels, height, width)",

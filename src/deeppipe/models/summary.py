@@ -20,6 +20,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from deeppipe.models.meta import layer_type
 from deeppipe.models.shapes import fmt
 
 
@@ -218,10 +219,6 @@ def _rows_for(model: nn.Module, depth: int) -> list[tuple[str, nn.Module, int]]:
     return out
 
 
-def _type_name(module: nn.Module) -> str:
-    return getattr(module, "_dp_type", None) or type(module).__name__
-
-
 def _count(params: list[nn.Parameter]) -> tuple[int, int]:
     seen: dict[int, nn.Parameter] = {}
     for p in params:
@@ -280,7 +277,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...], *, depth: int = 1)
         total, trainable = _count(list(m.parameters()))
         rows.append(
             SummaryRow(
-                qual, _type_name(m), shapes.get(id(m)), total, macs.get(id(m), 0), trainable, level
+                qual, layer_type(m), shapes.get(id(m)), total, macs.get(id(m), 0), trainable, level
             )
         )
     total, trainable = _count(list(model.parameters()))

@@ -20,22 +20,11 @@ def _bind(func: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
     return bound
 
 
-def _offline(file: Path) -> bool:
-    """Whether the experiment materialises augmented data (an extra, DVC-tracked stage)."""
-    try:
-        from deeppipe.spec.loader import read_yaml
-
-        aug = read_yaml(file).get("augment")
-        return isinstance(aug, dict) and bool(aug.get("offline"))
-    except Exception:  # a broken file is reported by validation when the pipeline runs
-        return False
-
-
-def experiment_pipeline(name: str, file: Path) -> Pipeline:
+def experiment_pipeline(name: str, file: Path, *, offline: bool = False) -> Pipeline:
     """The stage nodes under Kedro's namespace ``name``: datasets become ``<name>.dataset`` etc.,
-    which conf/base/catalog.yml's factories place under data/."""
-    offline = _offline(file)
-    train_inputs = ["spec", "dataset", "split"] + (["augmented"] if offline else [])
+    which conf/base/catalog.yml's factories place under data/. ``offline`` adds the augment stage
+    (``augment.offline``), whose materialised set the train node then reads."""
+    train_inputs = ["spec", "dataset", "split", "checkpoints"] + (["augmented"] if offline else [])
     augment_nodes = [Node(nodes.augment_offline, ["spec", "dataset", "split"], "augmented",
                           name="augment", tags=["augment"])] if offline else []
     template = Pipeline([
@@ -44,7 +33,7 @@ def experiment_pipeline(name: str, file: Path) -> Pipeline:
         Node(nodes.ingest, "spec", "dataset", name="ingest", tags=["ingest"]),
         Node(nodes.split, ["spec", "dataset"], "split", name="split", tags=["split"]),
         *augment_nodes,
-        Node(nodes.train, train_inputs, ["model", "history"], name="train", tags=["train"]),
+        Node(nodes.train, train_inputs, ["model", "history", "train_plots"], name="train", tags=["train"]),
         Node(nodes.evaluate, ["spec", "dataset", "split", "model", "history"], ["metrics", "predictions", "plots"],
              name="evaluate", tags=["evaluate"]),
         Node(nodes.register, ["spec", "model", "metrics", "dataset", "split"], "registry", name="register",

@@ -21,6 +21,9 @@ def parse_path(path: str) -> list[str | int]:
     text = path.strip()
     while pos < len(text):
         if text[pos] == ".":
+            if pos == 0 or text[pos - 1] == "." or pos == len(text) - 1:
+                raise SpecError("empty key in a key path", path=path, expected="keys joined by single dots",
+                                found=path)
             pos += 1
             continue
         m = _TOKEN.match(text, pos)

@@ -9,6 +9,8 @@ from typing import Any
 
 import mlflow
 
+from deeppipe.tracking.tracker import NullTracker, Tracker
+
 MAX_PARAM_LEN = 6000  # MLflow 3's limit for a param value
 _BAD = re.compile(r"[^A-Za-z0-9_\-. :/]")
 
@@ -71,3 +73,8 @@ class MlflowTracker:
 def active_tracker() -> MlflowTracker | None:
     """The tracker for the active MLflow run, or None outside a tracked session."""
     return MlflowTracker() if mlflow.active_run() is not None else None
+
+
+def current_tracker() -> Tracker:
+    """The active MLflow run's tracker, or one that records nothing (untracked stages)."""
+    return active_tracker() or NullTracker()

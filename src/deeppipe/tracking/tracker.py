@@ -59,3 +59,13 @@ class MemoryTracker(NullTracker):
 
     def series(self, key: str) -> list[float]:
         return [m[key] for _, m in self.metrics if key in m]
+
+
+def log_bytes(tracker: Tracker, filename: str, data: bytes | str, artifact_path: str | None = None) -> None:
+    """Log in-memory content (a PNG, a text table) as a run artifact named ``filename``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / filename
+        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        tracker.log_artifact(path, artifact_path)

@@ -1,6 +1,6 @@
 """The training engine: ``fit`` a model on batch sources as the spec's ``train:`` section says.
 
-Public API::
+Public API (imported on first use, so reading ``training.config`` does not load the engine)::
 
     fit(model, train, val, cfg, task, *, tracker=None, checkpoint_dir=None, seed=0,
         spec_hash=None, metrics_fn=None) -> FitResult
@@ -9,34 +9,28 @@ Public API::
     checkpoint_info(checkpoint_dir) -> dict | None     # before opening an MLflow run
     plot_history(history, path) -> Path                 # loss/metric curves PNG
     validate_config(train_section) -> TrainConfig      # names and arguments, no model needed
+    check_against(cfg, task, ...)                       # the section against the data and model
+
+The train *stage* (build the experiment's network, fit it, return the artifact) is
+``deeppipe.training.stage.fit_experiment``.
 """
 
-from deeppipe.training.api import fit, validate_config
-from deeppipe.training.checkpoint import checkpoint_info
-from deeppipe.training.config import TrainConfig
-from deeppipe.training.device import resolve_device, seed_everything
-from deeppipe.training.errors import TrainingError
-from deeppipe.training.losses import LOSSES, build_loss, register_loss
-from deeppipe.training.optim import OPTIMIZERS
-from deeppipe.training.plots import plot_history
-from deeppipe.training.predict import predict
-from deeppipe.training.result import FitResult
-from deeppipe.training.schedules import SCHEDULES
+from typing import Any
 
-__all__ = [
-    "LOSSES",
-    "OPTIMIZERS",
-    "SCHEDULES",
-    "FitResult",
-    "TrainConfig",
-    "TrainingError",
-    "build_loss",
-    "checkpoint_info",
-    "fit",
-    "plot_history",
-    "predict",
-    "register_loss",
-    "resolve_device",
-    "seed_everything",
-    "validate_config",
-]
+_LAZY = {
+    "fit": "api", "check_against": "checks", "validate_config": "checks", "checkpoint_info": "checkpoint",
+    "TrainConfig": "config", "resolve_device": "device", "seed_everything": "device", "TrainingError": "errors",
+    "build_loss": "losses", "register_loss": "losses", "plot_history": "plots", "predict": "inference",
+    "FitResult": "result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"deeppipe.training.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
+
+__all__ = sorted(_LAZY)

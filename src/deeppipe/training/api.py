@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from deeppipe.errors import SpecError, join_path
+from deeppipe.config import parse_section
 from deeppipe.tracking.tracker import Tracker
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import deterministic_mode
-from deeppipe.training.result import FitResult
+from deeppipe.training.result import FitJob, FitResult
 
 if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
     from deeppipe.data.batches import BatchSource
@@ -21,14 +21,7 @@ if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start
 def _as_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:
     if isinstance(cfg, TrainConfig):
         return cfg
-    from pydantic import ValidationError
-
-    try:
-        return TrainConfig.model_validate(cfg or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        path = join_path("train", *err["loc"])
-        raise SpecError(err["msg"], path=path, found=err.get("input", ...)) from None
+    return parse_section(TrainConfig, cfg or {}, path="train")
 
 
 def fit(
@@ -53,46 +46,17 @@ def fit(
     With ``train.distributed.nproc_per_node > 1`` the work runs in that many DDP processes.
     """
     cfg = _as_config(cfg)
-    from deeppipe.training import distributed
+    import deeppipe.training.distributed as distributed
 
+    job = FitJob(model, train, val, cfg, task, tracker=tracker, checkpoint_dir=checkpoint_dir, seed=seed,
+                 spec_hash=spec_hash, metrics_fn=metrics_fn)
     with deterministic_mode(cfg.deterministic):
-        kwargs = dict(
-            tracker=tracker,
-            checkpoint_dir=checkpoint_dir,
-            seed=seed,
-            spec_hash=spec_hash,
-            metrics_fn=metrics_fn,
-        )
         if distributed.in_torchrun():  # started by torchrun: this process is one rank
-            result, _ = distributed.run_rank(model, train, val, cfg, task, **kwargs)
+            result, _ = distributed.run_rank(job)
             return result
         if cfg.distributed is not None and cfg.distributed.nproc_per_node > 1:
-            return distributed.launch(model, train, val, cfg, task, **kwargs)
+            return distributed.launch(job)
         from deeppipe.training.trainer import Trainer
 
-        return Trainer(model, train, val, cfg, task, **kwargs).run()
-
-
-def validate_config(cfg: TrainConfig | dict[str, Any]) -> TrainConfig:
-    """Check the ``train:`` section without a model or data (``deeppipe validate``): component
-    names and their keyword arguments, so a typo fails before any data is loaded."""
-    import torch
-
-    from deeppipe.data.task import Task
-    from deeppipe.training.losses import build_loss
-    from deeppipe.training.optim import OPTIMIZERS, _check, _valid_kwargs, build_optimizer
-    from deeppipe.training.schedules import build_schedule
-    from deeppipe.training.trainer import check_compile_options
-
-    cfg = _as_config(cfg)
-    valid = _valid_kwargs(OPTIMIZERS.get(cfg.optimizer.name, path="train.optimizer.name"))
-    for gi, group in enumerate(cfg.optimizer.param_groups):
-        _check(group.kwargs(), valid, f"train.optimizer.param_groups[{gi}]")
-    probe = torch.nn.Linear(1, 1)  # stands in for the model: patterns are checked in fit()
-    opt = build_optimizer(probe, cfg.optimizer.model_copy(update={"param_groups": []}))
-    build_schedule(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=1)
-    if cfg.loss is not None:
-        build_loss(cfg.loss, Task("multiclass", 2))
-    if isinstance(cfg.compile, dict):
-        check_compile_options(cfg.compile)
-    return cfg
+        return Trainer(model, train, val, cfg, task, tracker=tracker, checkpoint_dir=checkpoint_dir, seed=seed,
+                       spec_hash=spec_hash, metrics_fn=metrics_fn).run()

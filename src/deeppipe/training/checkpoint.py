@@ -1,6 +1,6 @@
 """Checkpoints: everything needed to continue a run bit for bit, written atomically.
 
-One file, ``last.pt``, replaced with os.replace so a SIGKILL leaves either the old or the new
+One file, ``last.pt``, replaced atomically (deeppipe.files) so a SIGKILL leaves either the old or the new
 checkpoint, never half of one. Only tensors and plain containers are stored, so loading uses
 ``torch.load(weights_only=True)`` (no pickled code runs). ``meta.json`` next to it is what
 ``checkpoint_info`` reads without touching torch.
@@ -9,31 +9,17 @@ checkpoint, never half of one. Only tensors and plain containers are stored, so 
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from deeppipe.files import atomic_write
+
 CHECKPOINT = "last.pt"
 META = "meta.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def rng_state() -> dict[str, Any]:
@@ -64,10 +50,10 @@ def save(directory: Path, payload: dict[str, Any]) -> Path:
     """Write the checkpoint, then its meta.json (both atomically)."""
     directory = Path(directory)
     path = directory / CHECKPOINT
-    _atomic_write(path, lambda f: torch.save(payload, f))
+    atomic_write(path, lambda f: torch.save(payload, f))
     meta = {k: payload[k] for k in ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")}
     meta["best_metric"] = None if meta["best_metric"] is None else float(meta["best_metric"])
-    _atomic_write(directory / META, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(directory / META, json.dumps(meta, indent=1))
     return path
 
 

@@ -11,19 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class _Open(BaseModel):
-    """A component choice: ``name`` plus that component's own keyword arguments."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+from deeppipe.config import Component, Strict
 
 
 class ParamGroupConfig(BaseModel):
@@ -41,7 +29,7 @@ class ParamGroupConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class OptimizerConfig(_Open):
+class OptimizerConfig(Component):
     name: str = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -50,7 +38,7 @@ class OptimizerConfig(_Open):
     param_groups: list[ParamGroupConfig] = Field(default_factory=list)
 
 
-class ScheduleConfig(_Open):
+class ScheduleConfig(Component):
     name: str
     interval: Literal["auto", "step", "epoch"] = "auto"
     warmup_epochs: float = Field(0.0, ge=0)
@@ -60,11 +48,11 @@ class ScheduleConfig(_Open):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
-class LossConfig(_Open):
+class LossConfig(Component):
     name: str
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(Strict):
     monitor: str = "val/loss"
     mode: Literal["auto", "min", "max"] = "auto"
     patience: PositiveInt = 5
@@ -72,14 +60,14 @@ class EarlyStoppingConfig(_Strict):
     restore_best: bool = True
 
 
-class ElasticNetConfig(_Strict):
+class ElasticNetConfig(Strict):
     """scikit-learn's convention: alpha * (l1_ratio * |w|_1 + (1 - l1_ratio) / 2 * |w|_2^2)."""
 
     alpha: float = Field(..., ge=0)
     l1_ratio: float = Field(0.5, ge=0, le=1)
 
 
-class RegularizationConfig(_Strict):
+class RegularizationConfig(Strict):
     """Penalties added to the loss, on weights only (never biases or norm-layer parameters)."""
 
     l1: float = Field(0.0, ge=0)  # l1 * sum |w|
@@ -87,30 +75,30 @@ class RegularizationConfig(_Strict):
     elastic_net: ElasticNetConfig | None = None
 
 
-class ClipConfig(_Strict):
+class ClipConfig(Strict):
     value: float | None = Field(None, gt=0)  # clamp every gradient component to [-value, value]
     norm: float | None = Field(None, gt=0)  # rescale so the norm is <= norm
     norm_type: float = Field(2.0, gt=0)
     per_parameter: bool = False  # norm of each parameter tensor instead of the global norm
 
 
-class MixConfig(_Strict):
+class MixConfig(Strict):
     alpha: float = Field(1.0, gt=0)
     prob: float = Field(1.0, ge=0, le=1)  # share of batches that are mixed
 
 
-class CheckpointConfig(_Strict):
+class CheckpointConfig(Strict):
     every: PositiveInt = 1  # epochs between checkpoints (one is always written at the end)
     resume: bool = True
     on_mismatch: Literal["error", "restart"] = "error"
 
 
-class DistributedConfig(_Strict):
+class DistributedConfig(Strict):
     nproc_per_node: PositiveInt = 1
     backend: Literal["auto", "gloo", "nccl"] = "auto"
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt = 1024

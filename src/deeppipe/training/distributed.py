@@ -15,24 +15,21 @@ import pickle
 import queue as queue_mod
 import threading
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from deeppipe.errors import SpecError
 from deeppipe.tracking.tracker import NullTracker, Tracker
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import deterministic_mode
 from deeppipe.training.errors import TrainingError
-from deeppipe.training.result import FitResult
+from deeppipe.training.result import FitJob, FitResult
 
 if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
     from deeppipe.data.batches import BatchSource
-    from deeppipe.data.task import Task
 
 
 def in_torchrun() -> bool:
@@ -96,45 +93,33 @@ class _OnDevice:
             yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
 
 
-def run_rank(
-    model: nn.Module,
-    train: BatchSource,
-    val: BatchSource | None,
-    cfg: TrainConfig,
-    task: Task,
-    *,
-    tracker: Tracker | None,
-    checkpoint_dir: Path | None,
-    seed: int,
-    spec_hash: str | None,
-    metrics_fn: Any,
-) -> tuple[FitResult, dict | None]:
+def run_rank(job: FitJob) -> tuple[FitResult, dict | None]:
     """Train as one rank of an initialised (or to-be-initialised) process group."""
     from deeppipe.training.trainer import Trainer
 
-    device = _local_device(cfg)
+    device = _local_device(job.cfg)
     owns_group = not dist.is_initialized()
     if owns_group:
-        dist.init_process_group(_backend(cfg, device))
+        dist.init_process_group(_backend(job.cfg, device))
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
         trainer = Trainer(
-            model,
-            _OnDevice(train, device),
-            val and _OnDevice(val, device),
-            cfg,
-            task,
-            tracker=tracker if rank == 0 else None,
-            checkpoint_dir=checkpoint_dir,
-            seed=seed,
-            spec_hash=spec_hash,
-            metrics_fn=metrics_fn,
+            job.model,
+            _OnDevice(job.train, device),
+            job.val and _OnDevice(job.val, device),
+            job.cfg,
+            job.task,
+            tracker=job.tracker if rank == 0 else None,
+            checkpoint_dir=job.checkpoint_dir,
+            seed=job.seed,
+            spec_hash=job.spec_hash,
+            metrics_fn=job.metrics_fn,
             rank=rank,
             world=world,
             device=device,
         )
         result = trainer.run()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if rank == 0 else None
+        state = {k: v.detach().cpu() for k, v in job.model.state_dict().items()} if rank == 0 else None
         dist.barrier()
         return result, state
     finally:
@@ -142,31 +127,20 @@ def run_rank(
             dist.destroy_process_group()
 
 
-def _worker(model, train, val, cfg, task, checkpoint_dir, seed, spec_hash, metrics_fn, q):
+def _worker(job: FitJob, q: Any) -> dict[str, Any]:
     """Entry point of each launched process (module level so spawn can import it)."""
     import copy
 
     # torch.multiprocessing hands CPU tensors over in shared memory: without a private copy
     # every rank's optimizer would step the same parameters (and the caller's model).
-    model = copy.deepcopy(model)
+    job = job.with_(model=copy.deepcopy(job.model))
     torch.set_num_threads(
         max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     )
     tracker = _QueueTracker(q) if q is not None and os.environ.get("RANK") == "0" else None
     try:
-        with deterministic_mode(cfg.deterministic):
-            result, state = run_rank(
-                model,
-                train,
-                val,
-                cfg,
-                task,
-                tracker=tracker,
-                checkpoint_dir=checkpoint_dir,
-                seed=seed,
-                spec_hash=spec_hash,
-                metrics_fn=metrics_fn,
-            )
+        with deterministic_mode(job.cfg.deterministic):
+            result, state = run_rank(job.with_(tracker=tracker))
     except click.ClickException as exc:  # a spec mistake or a diverged run: report it cleanly
         return {"error": str(exc)}  # (raised, the launcher would wrap it in ChildFailedError)
     return {"result": result, "state": state}
@@ -182,29 +156,18 @@ def _relay(q: Any, tracker: Tracker, stop: threading.Event) -> None:
             tracker.log_metrics(metrics, step=step)
 
 
-def launch(
-    model: nn.Module,
-    train: BatchSource,
-    val: BatchSource | None,
-    cfg: TrainConfig,
-    task: Task,
-    *,
-    tracker: Tracker | None,
-    checkpoint_dir: Path | None,
-    seed: int,
-    spec_hash: str | None,
-    metrics_fn: Any,
-) -> FitResult:
+def launch(job: FitJob) -> FitResult:
     """Run ``nproc_per_node`` ranks on this machine via elastic_launch and collect rank 0's
     result; the trained weights are loaded into ``model``."""
     import multiprocessing as mp
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    nproc = cfg.distributed.nproc_per_node
-    args = (model, train, val, cfg, task, checkpoint_dir, seed, spec_hash, metrics_fn)
+    nproc = job.cfg.distributed.nproc_per_node
+    tracker = job.tracker
+    shipped = job.with_(tracker=None)  # the tracker stays here; rank 0's metrics come back by queue
     try:
-        pickle.Pickler(_Discard()).dump(args)  # the check, without holding a copy
+        pickle.Pickler(_Discard()).dump(shipped)  # the check, without holding a copy
     except Exception as exc:  # spawn pickles them: say which object is to blame
         raise TrainingError(
             f"train.distributed needs picklable model, data and metrics_fn "
@@ -228,7 +191,7 @@ def launch(
         start_method="spawn",
     )
     try:
-        outputs = elastic_launch(config, _worker)(*args, q)
+        outputs = elastic_launch(config, _worker)(shipped, q)
     finally:
         stop.set()
         if relay is not None:
@@ -236,5 +199,5 @@ def launch(
     first = outputs[0]
     if "error" in first:
         raise TrainingError(first["error"])
-    model.load_state_dict(first["state"])
+    job.model.load_state_dict(first["state"])
     return first["result"]

@@ -6,16 +6,13 @@ import math
 from typing import Any
 
 from deeppipe.errors import SpecError
+from deeppipe.registry import metric_direction
 from deeppipe.training.config import EarlyStoppingConfig
-
-_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "perplexity")
 
 
 def direction(metric: str, mode: str = "auto") -> str:
-    """'min' or 'max': ``auto`` reads the metric's name (losses and errors go down)."""
-    if mode != "auto":
-        return mode
-    return "min" if any(t in metric.lower() for t in _LOWER_IS_BETTER) else "max"
+    """'min' or 'max': ``auto`` asks the metrics registry (losses and errors go down)."""
+    return metric_direction(metric, mode, path="train.early_stopping.monitor")
 
 
 class BestTracker:

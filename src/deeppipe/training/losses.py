@@ -16,15 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeppipe.registry import Registry, call_with
+from deeppipe.errors import join_path
+from deeppipe.registry import LOSSES
 from deeppipe.training.config import LossConfig
 
 if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start-up lean
     from deeppipe.data.task import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
 register_loss = LOSSES.register
+REAL = ("regression", "reconstruction", "binary")  # element-wise losses: outputs shaped like targets
 
 
 def _like(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -46,25 +47,26 @@ def _weights(values: Sequence[float] | None) -> torch.Tensor | None:
     return None if values is None else torch.as_tensor(list(values), dtype=torch.float32)
 
 
-@register_loss("mse", aliases=("mean_squared_error", "l2"))
+@register_loss("mse", aliases=("mean_squared_error", "l2"), tasks=REAL)
 def mse() -> LossFn:
     """Mean squared error: (1/n) sum (y - yhat)^2."""
     return lambda out, y: F.mse_loss(out.float(), _like(out, y).float())
 
 
-@register_loss("mae", aliases=("l1", "mean_absolute_error"))
+@register_loss("mae", aliases=("l1", "mean_absolute_error"), tasks=REAL)
 def mae() -> LossFn:
     """Mean absolute error: (1/n) sum |y - yhat|."""
     return lambda out, y: F.l1_loss(out.float(), _like(out, y).float())
 
 
-@register_loss("huber")
+@register_loss("huber", tasks=REAL)
 def huber(delta: float = 1.0) -> LossFn:
     """Huber: 0.5 e^2 where |e| <= delta, delta (|e| - 0.5 delta) beyond."""
     return lambda out, y: F.huber_loss(out.float(), _like(out, y).float(), delta=delta)
 
 
-@register_loss("bce_with_logits", aliases=("bce", "binary_cross_entropy", "log_loss"))
+@register_loss("bce_with_logits", aliases=("bce", "binary_cross_entropy", "log_loss"), tasks=("binary",),
+               applies="sigmoid")
 def bce_with_logits(pos_weight: float | None = None) -> LossFn:
     """Binary cross-entropy on logits (sigmoid folded in, numerically stable)."""
     pw = None if pos_weight is None else torch.tensor([float(pos_weight)])
@@ -88,7 +90,8 @@ class _Weighted:
         return self.w
 
 
-@register_loss("cross_entropy", aliases=("ce", "categorical_cross_entropy", "softmax"))
+@register_loss("cross_entropy", aliases=("ce", "categorical_cross_entropy", "softmax"), tasks=("multiclass",),
+               applies="softmax")
 def cross_entropy(
     label_smoothing: float = 0.0,
     class_weights: Sequence[float] | None = None,
@@ -110,7 +113,7 @@ def cross_entropy(
     return fn
 
 
-@register_loss("nll", aliases=("negative_log_likelihood",))
+@register_loss("nll", aliases=("negative_log_likelihood",), tasks=("multiclass",))
 def nll(class_weights: Sequence[float] | None = None, ignore_index: int = -100) -> LossFn:
     """Negative log-likelihood of log-probabilities (the model ends in LogSoftmax)."""
     held = _Weighted(class_weights)
@@ -132,19 +135,19 @@ def _margin(p: int, margin: float, class_weights: Sequence[float] | None) -> Los
     return fn
 
 
-@register_loss("hinge", aliases=("multi_margin", "multiclass_hinge", "svm"))
+@register_loss("hinge", aliases=("multi_margin", "multiclass_hinge", "svm"), tasks=("multiclass",))
 def hinge(margin: float = 1.0, class_weights: Sequence[float] | None = None) -> LossFn:
     """Weston-Watkins multi-class hinge, sum_{j != y} max(0, m - s_y + s_j), divided by C."""
     return _margin(1, margin, class_weights)
 
 
-@register_loss("squared_hinge", aliases=("multiclass_squared_hinge",))
+@register_loss("squared_hinge", aliases=("multiclass_squared_hinge",), tasks=("multiclass",))
 def squared_hinge(margin: float = 1.0, class_weights: Sequence[float] | None = None) -> LossFn:
     """Weston-Watkins squared hinge, sum_{j != y} max(0, m - s_y + s_j)^2, divided by C."""
     return _margin(2, margin, class_weights)
 
 
-@register_loss("ctc")
+@register_loss("ctc", tasks=("multiclass",), applies="log_softmax")
 def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
     """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``."""
 
@@ -167,19 +170,19 @@ def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
     return fn
 
 
-@register_loss("reconstruction", aliases=("reconstruction_mse",))
+@register_loss("reconstruction", aliases=("reconstruction_mse",), tasks=("reconstruction",))
 def reconstruction() -> LossFn:
     """Autoencoder reconstruction: mean squared error against the (clean) input."""
     return lambda out, x: F.mse_loss(out.float(), x.reshape(out.shape).float())
 
 
-@register_loss("reconstruction_mae")
+@register_loss("reconstruction_mae", tasks=("reconstruction",))
 def reconstruction_mae() -> LossFn:
     """Autoencoder reconstruction: mean absolute error against the input."""
     return lambda out, x: F.l1_loss(out.float(), x.reshape(out.shape).float())
 
 
-@register_loss("reconstruction_bce")
+@register_loss("reconstruction_bce", tasks=("reconstruction",), applies="sigmoid")
 def reconstruction_bce() -> LossFn:
     """Autoencoder reconstruction of [0, 1] inputs: BCE on logits against the input."""
     return lambda out, x: F.binary_cross_entropy_with_logits(
@@ -199,8 +202,7 @@ def build_loss(cfg: LossConfig | None, task: Task, *, path: str = "train.loss") 
     """The loss the spec names, or the task's natural one when the spec names none."""
     if cfg is None:
         return LOSSES.get(DEFAULT_LOSS[task.kind])()
-    factory = LOSSES.get(cfg.name, path=f"{path}.name")
-    loss = call_with(factory, cfg.kwargs(), path=path)
+    loss = LOSSES.build(cfg.name, cfg.kwargs(), path=path, name_path=join_path(path, "name"))
     if isinstance(loss, type) and issubclass(loss, nn.Module):  # a registered class
         loss = loss()
     if not callable(loss):

@@ -6,65 +6,43 @@ Weight decay (coupled for SGD/Adam, decoupled for AdamW) goes to weights only un
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
-from deeppipe.errors import SpecError, closest
-from deeppipe.registry import Registry
+from deeppipe.errors import SpecError, join_path
+from deeppipe.registry import OPTIMIZERS, check_kwargs, parameters
 from deeppipe.training.config import OptimizerConfig
 from deeppipe.training.params import select, weight_names
 
-OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.add("sgd", torch.optim.SGD, doc="SGD with optional momentum, Nesterov and dampening")
-OPTIMIZERS.add(
-    "adagrad", torch.optim.Adagrad, doc="AdaGrad: step lr / sqrt(sum g^2) keeps shrinking"
-)
-OPTIMIZERS.add("rmsprop", torch.optim.RMSprop, doc="RMSProp: step scaled by a moving RMS of g")
-OPTIMIZERS.add("adam", torch.optim.Adam, doc="Adam (first moment = momentum)")
-OPTIMIZERS.add("adamw", torch.optim.AdamW, doc="Adam with decoupled weight decay")
-# Every other torch.optim class by its own name (NAdam, RAdam, Adadelta, Adamax, LBFGS, ...).
-for _name, _cls in vars(torch.optim).items():
-    if (
-        isinstance(_cls, type)
-        and issubclass(_cls, torch.optim.Optimizer)
-        and _cls is not torch.optim.Optimizer
-        and _name.lower() not in OPTIMIZERS
-    ):
-        OPTIMIZERS.add(_name, _cls)
+# deeppipe's short names for the classic optimisers, then every other torch.optim class by its own
+# name (NAdam, RAdam, Adadelta, Adamax, ...). LBFGS needs a closure and SparseAdam sparse
+# gradients: the engine's step provides neither, so validation refuses them by these records.
+OPTIMIZERS.register("sgd", doc="SGD with optional momentum, Nesterov and dampening")(torch.optim.SGD)
+OPTIMIZERS.register("adagrad", doc="AdaGrad: step lr / sqrt(sum g^2) keeps shrinking")(torch.optim.Adagrad)
+OPTIMIZERS.register("rmsprop", doc="RMSProp: step scaled by a moving RMS of g")(torch.optim.RMSprop)
+OPTIMIZERS.register("adam", doc="Adam (first moment = momentum)")(torch.optim.Adam)
+OPTIMIZERS.register("adamw", doc="Adam with decoupled weight decay")(torch.optim.AdamW)
+OPTIMIZERS.register("LBFGS", needs_closure=True)(torch.optim.LBFGS)
+OPTIMIZERS.register("SparseAdam", sparse_only=True)(torch.optim.SparseAdam)
+OPTIMIZERS.harvest(torch.optim, base=torch.optim.Optimizer, skip=lambda name, cls: cls is torch.optim.Optimizer)
 
 
-def _valid_kwargs(cls: type) -> list[str]:
-    sig = inspect.signature(cls.__init__)
-    return [
-        n
-        for n, p in sig.parameters.items()
-        if n not in ("self", "params") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-
-
-def _check(keys: dict[str, Any], valid: list[str], path: str) -> None:
-    for key in keys:
-        if key not in valid:
-            raise SpecError(
-                f"unknown argument '{key}'",
-                path=f"{path}.{key}",
-                expected=f"one of {', '.join(valid)}",
-                found=key,
-                suggestion=closest(key, valid),
-            )
+def optimizer_arguments(cls: type) -> list[str]:
+    """The keyword arguments an optimiser class takes from the spec (not its params)."""
+    found = parameters(cls, skip=("params",))
+    return found[0] if found else []
 
 
 def build_optimizer(
     model: nn.Module, cfg: OptimizerConfig, *, path: str = "train.optimizer"
 ) -> torch.optim.Optimizer:
     """An optimizer over the trainable parameters, grouped by pattern and by decay/no-decay."""
-    cls = OPTIMIZERS.get(cfg.name, path=f"{path}.name")
-    valid = _valid_kwargs(cls)
+    cls = OPTIMIZERS.get(cfg.name, path=join_path(path, "name"))
+    valid = optimizer_arguments(cls)
     extra = cfg.kwargs()
-    _check(extra, valid, path)
+    check_kwargs(cls, extra, path=path, skip=("params",))
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise SpecError("every parameter is frozen: nothing left to train", path="train.freeze")
@@ -73,9 +51,9 @@ def build_optimizer(
     # Each parameter goes to the first group whose pattern matches it, else to the base group.
     owner: dict[str, int] = {}
     for gi, group in enumerate(cfg.param_groups):
-        gpath = f"{path}.param_groups[{gi}]"
-        _check(group.kwargs(), valid, gpath)
-        for n in select(model, group.patterns(), path=f"{gpath}.match"):
+        gpath = join_path(path, "param_groups", gi)
+        check_kwargs(cls, group.kwargs(), path=gpath, skip=("params",))
+        for n in select(model, group.patterns(), path=join_path(gpath, "match")):
             owner.setdefault(n, gi)
 
     def settings(gi: int | None) -> dict[str, Any]:
@@ -107,5 +85,7 @@ def build_optimizer(
             g.pop("weight_decay", None)
     try:
         return cls(groups, **{k: v for k, v in extra.items()})
-    except (TypeError, ValueError) as exc:
-        raise SpecError(str(exc), path=path, found=cfg.model_dump()) from None
+    except Exception as exc:  # torch's own checks raise ValueError, TypeError, IndexError, KeyError ...
+        text = str(exc).strip().splitlines()
+        raise SpecError(f"{cls.__name__} refuses these arguments: {text[0] if text else type(exc).__name__}",
+                        path=path, found=extra or cfg.model_dump(exclude={"param_groups"})) from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +46,8 @@ def history_figure(history: list[dict[str, float]], title: str | None = None) ->
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path) -> Path:
-    """Write :func:`history_figure` as a PNG, atomically (temp file, then rename)."""
-    import matplotlib.pyplot as plt
+    """Write :func:`history_figure` as a PNG, atomically."""
+    from deeppipe.files import atomic_write
+    from deeppipe.plotting import figure_png
 
-    fig = history_figure(history)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, figure_png(history_figure(history), dpi=100))

@@ -1,9 +1,10 @@
-"""What fit() returns."""
+"""What fit() is asked to do (FitJob) and what it returns (FitResult)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -28,3 +29,23 @@ class FitResult:
     @property
     def final(self) -> dict[str, float]:
         return self.history[-1] if self.history else {}
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """Everything one ``fit`` call trains with: the model, its batch sources, the ``train:``
+    section, the task, and where it reports and checkpoints. Distributed ranks receive one."""
+
+    model: Any
+    train: Any
+    val: Any
+    cfg: Any
+    task: Any
+    tracker: Any = None
+    checkpoint_dir: Path | None = None
+    seed: int = 0
+    spec_hash: str | None = None
+    metrics_fn: Any = None
+
+    def with_(self, **changes: Any) -> FitJob:
+        return replace(self, **changes)

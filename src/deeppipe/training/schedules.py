@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler as tls
 
-from deeppipe.errors import SpecError, closest
-from deeppipe.registry import Registry
+from deeppipe.errors import SpecError, join_path
+from deeppipe.registry import SCHEDULES, Entry, call_checked, metric_direction
 from deeppipe.training.config import ScheduleConfig
 
 
@@ -28,16 +28,21 @@ class InverseTime:
         return 1.0 / (1.0 + self.k * t)
 
 
-def _inverse_time(opt, k: float = 1.0) -> tls.LRScheduler:
-    return tls.LambdaLR(opt, InverseTime(k))
+def _inverse_time(optimizer, k: float = 1.0) -> tls.LRScheduler:
+    return tls.LambdaLR(optimizer, InverseTime(k))
 
 
-def _cosine(opt, T_max: int | None = None, eta_min: float = 0.0, *, _units: int) -> tls.LRScheduler:
-    return tls.CosineAnnealingLR(opt, T_max=T_max or max(1, _units), eta_min=eta_min)
+def _cosine(optimizer, T_max: int | None = None, eta_min: float = 0.0, *, _units: int) -> tls.LRScheduler:
+    return tls.CosineAnnealingLR(optimizer, T_max=T_max or max(1, _units), eta_min=eta_min)
+
+
+def _constant(optimizer) -> None:
+    """No schedule: the learning rate stays (after an optional warm-up)."""
+    return None
 
 
 def _onecycle(
-    opt,
+    optimizer,
     max_lr: float | list[float] | None = None,
     pct_start: float = 0.3,
     anneal_strategy: str = "cos",
@@ -49,10 +54,10 @@ def _onecycle(
     _units: int,
 ) -> tls.LRScheduler:
     if max_lr is None:  # peak at the spec's learning rate(s)
-        max_lr = [g["lr"] for g in opt.param_groups]
-    has_momentum = all("momentum" in g or "betas" in g for g in opt.param_groups)
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+    has_momentum = all("momentum" in g or "betas" in g for g in optimizer.param_groups)
     return tls.OneCycleLR(
-        opt,
+        optimizer,
         max_lr=max_lr,
         total_steps=max(1, _units),
         pct_start=pct_start,
@@ -64,62 +69,25 @@ def _onecycle(
     )
 
 
-# name -> (factory, default interval, needs the number of units it runs for)
-SCHEDULES: Registry[tuple[Any, str, bool]] = Registry("schedule")
-SCHEDULES.add(
-    "inverse_time",
-    (_inverse_time, "epoch", False),
-    aliases=("inverse_time_decay",),
-    doc="lr0 / (1 + k * epoch)",
-)
-SCHEDULES.add(
-    "step", (tls.StepLR, "epoch", False), aliases=("steplr",), doc="x gamma every step_size"
-)
-SCHEDULES.add(
-    "multistep",
-    (tls.MultiStepLR, "epoch", False),
-    aliases=("multi_step",),
-    doc="x gamma at each milestone",
-)
-SCHEDULES.add(
-    "exponential", (tls.ExponentialLR, "epoch", False), aliases=("exp",), doc="x gamma every epoch"
-)
-SCHEDULES.add("cosine", (_cosine, "epoch", True), doc="cosine annealing to eta_min over T_max")
-SCHEDULES.add(
-    "cosine_restarts",
-    (tls.CosineAnnealingWarmRestarts, "epoch", False),
-    aliases=("cosine_warm_restarts", "sgdr"),
-    doc="cosine with restarts (SGDR): T_0, T_mult",
-)
-SCHEDULES.add(
-    "onecycle", (_onecycle, "step", True), aliases=("one_cycle",), doc="one-cycle policy, per batch"
-)
-SCHEDULES.add(
-    "plateau",
-    (tls.ReduceLROnPlateau, "epoch", False),
-    aliases=("reduce_on_plateau", "reducelronplateau"),
-    doc="x factor when a metric stalls",
-)
-SCHEDULES.add(
-    "constant", (None, "epoch", False), aliases=("none",), doc="no schedule (warm-up only)"
-)
-_OWN = set(SCHEDULES.names(include_aliases=True))
-
-
-def _lookup(name: str, path: str) -> tuple[Any, str, bool]:
-    if name in SCHEDULES:
-        return SCHEDULES.get(name)
-    cls = getattr(tls, name, None)  # any other torch scheduler by class name
-    if isinstance(cls, type) and issubclass(cls, tls.LRScheduler | tls.ReduceLROnPlateau):
-        return cls, "epoch", False
-    names = sorted(_OWN | {n for n in dir(tls) if n.endswith("LR")})
-    raise SpecError(
-        f"unknown schedule '{name}'",
-        path=f"{path}.name",
-        expected=f"one of {', '.join(SCHEDULES.names())} or a torch scheduler class",
-        found=name,
-        suggestion=closest(name, names),
-    )
+# deeppipe's names; then every torch scheduler by its class name. Records say how each is stepped
+# (per epoch or per batch) and whether it needs the number of units it runs for. Schedulers that
+# take Python callables or other schedulers cannot be written in YAML, and LRScheduler itself is
+# abstract: their records mark them so validation refuses them by name.
+SCHEDULES.register("inverse_time", aliases=("inverse_time_decay",), doc="lr0 / (1 + k * epoch)")(_inverse_time)
+SCHEDULES.register("step", aliases=("steplr",), doc="x gamma every step_size")(tls.StepLR)
+SCHEDULES.register("multistep", aliases=("multi_step",), doc="x gamma at each milestone")(tls.MultiStepLR)
+SCHEDULES.register("exponential", aliases=("exp",), doc="x gamma every epoch")(tls.ExponentialLR)
+SCHEDULES.register("cosine", needs_units=True, doc="cosine annealing to eta_min over T_max")(_cosine)
+SCHEDULES.register("cosine_restarts", aliases=("cosine_warm_restarts", "sgdr"),
+                   doc="cosine with restarts (SGDR): T_0, T_mult")(tls.CosineAnnealingWarmRestarts)
+SCHEDULES.register("onecycle", aliases=("one_cycle",), interval="step", needs_units=True,
+                   doc="one-cycle policy, per batch")(_onecycle)
+SCHEDULES.register("plateau", aliases=("reduce_on_plateau", "reducelronplateau"),
+                   doc="x factor when a metric stalls")(tls.ReduceLROnPlateau)
+SCHEDULES.register("constant", aliases=("none",), doc="no schedule (warm-up only)")(_constant)
+for _abstract in (tls.LRScheduler, tls.LambdaLR, tls.MultiplicativeLR, tls.SequentialLR, tls.ChainedScheduler):
+    SCHEDULES.register(_abstract.__name__, abstract=True)(_abstract)
+SCHEDULES.harvest(tls, base=tls.LRScheduler)
 
 
 class Schedule:
@@ -134,9 +102,11 @@ class Schedule:
         steps_per_epoch: int,
         path: str = "train.schedule",
     ) -> None:
-        factory, default_interval, needs_units = _lookup(cfg.name, path)
+        entry = schedule_entry(cfg.name, path)
+        factory = None if entry.obj is _constant else entry.obj
+        needs_units = entry.needs_units
         self.opt = opt
-        self.interval = default_interval if cfg.interval == "auto" else cfg.interval
+        self.interval = entry.interval if cfg.interval == "auto" else cfg.interval
         self.steps_per_epoch = steps_per_epoch
         self.warmup = int(cfg.warmup_steps or round(cfg.warmup_epochs * steps_per_epoch))
         self.start_factor = cfg.warmup_start_factor
@@ -155,7 +125,7 @@ class Schedule:
         if self.is_plateau and cfg.mode != "auto":
             kwargs.setdefault("mode", cfg.mode)
         elif self.is_plateau:
-            kwargs.setdefault("mode", "max" if _higher_is_better(cfg.monitor) else "min")
+            kwargs.setdefault("mode", metric_direction(cfg.monitor, path=join_path(path, "monitor")))
         extra = {"_units": total - warm_units} if needs_units else {}
         self.main = None if factory is None else _construct(factory, opt, kwargs, path, extra)
         if self.warmup:
@@ -217,32 +187,20 @@ class Schedule:
             self.main.load_state_dict(state["main"])
 
 
-def _higher_is_better(metric: str) -> bool:
-    low = ("loss", "error", "mae", "mse", "rmse", "perplexity")
-    return not any(t in metric.lower() for t in low)
+def schedule_entry(name: str, path: str = "train.schedule") -> Entry:
+    """The registry entry of a schedule a spec can use (abstract and callable-taking ones refused)."""
+    entry = SCHEDULES.entry(name, path=join_path(path, "name"))
+    if entry.abstract:
+        usable = [e.name for e in SCHEDULES.entries() if not e.abstract]
+        raise SpecError(f"schedule '{entry.name}' cannot be declared in YAML (it is abstract or takes "
+                        "Python callables)", path=join_path(path, "name"),
+                        expected=f"one of {', '.join(usable)}", found=name)
+    return entry
 
 
-def _construct(
-    factory: Any, opt: torch.optim.Optimizer, kwargs: dict, path: str, extra: dict
-) -> Any:
-    import inspect
-
-    params = inspect.signature(factory).parameters
-    skip = ("self", "optimizer", "opt", "last_epoch", "verbose", "_units")
-    valid = [n for n in params if n not in skip]
-    for k in kwargs:
-        if k not in valid:
-            raise SpecError(
-                f"unknown argument '{k}'",
-                path=f"{path}.{k}",
-                expected=f"one of {', '.join(valid)}",
-                found=k,
-                suggestion=closest(k, valid),
-            )
-    try:
-        return factory(opt, **kwargs, **extra)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(str(exc), path=path, found=kwargs) from None
+def _construct(factory: Any, opt: torch.optim.Optimizer, kwargs: dict, path: str, extra: dict) -> Any:
+    return call_checked(factory, kwargs, path=path, fixed={"optimizer": opt, **extra},
+                        skip=("optimizer", "last_epoch", "verbose", *extra))
 
 
 def build_schedule(

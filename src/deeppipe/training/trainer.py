@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from deeppipe.errors import SpecError, closest
+import deeppipe.training.checkpoint as ckpt
+from deeppipe.errors import SpecError
 from deeppipe.tracking.tracker import NullTracker, Tracker
-from deeppipe.training import checkpoint as ckpt
+from deeppipe.training.checks import check_compile
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import resolve_device, seed_everything
 from deeppipe.training.early_stopping import build_tracker
@@ -39,19 +40,6 @@ if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start
     from deeppipe.data.task import Task
 
 log = logging.getLogger(__name__)
-
-
-def check_compile_options(opts: dict[str, Any]) -> None:
-    valid = ("mode", "backend", "dynamic", "fullgraph", "options")
-    for key in opts:
-        if key not in valid:
-            raise SpecError(
-                f"unknown argument '{key}'",
-                path=f"train.compile.{key}",
-                expected=f"one of {', '.join(valid)}",
-                found=key,
-                suggestion=closest(key, valid),
-            )
 
 
 class Trainer:
@@ -126,7 +114,7 @@ class Trainer:
             self.net = self._compile(cfg.compile if isinstance(cfg.compile, dict) else {})
 
     def _compile(self, opts: dict[str, Any]) -> nn.Module:
-        check_compile_options(opts)
+        check_compile(opts)
         return torch.compile(self.net, **opts)
 
     def _autocast(self) -> contextlib.AbstractContextManager:

@@ -1,4 +1,5 @@
-"""What the Kedro nodes call: the training BatchSource and the val/test transforms.
+"""Applying the declared pipelines to data: the training BatchSource, the val/test transforms,
+whole arrays (offline copies, previews) and the shape a pipeline outputs.
 
 Choice of path for the training data (``augment.backend``, default ``auto``):
 1. no ``augment.train`` -> plain ``TensorBatches`` (no augmentation at all);
@@ -19,7 +20,7 @@ import torch
 from deeppipe.augment.config import AugmentConfig
 from deeppipe.augment.device import DeviceAugment, plan_device
 from deeppipe.augment.loader import AlbumentationsBatches
-from deeppipe.augment.spec import build_compose
+from deeppipe.augment.pipeline import build_compose, check_images
 from deeppipe.augment.transform import apply_compose
 from deeppipe.data.batches import BatchSource, TensorBatches
 from deeppipe.errors import SpecError
@@ -29,17 +30,6 @@ logger = logging.getLogger("deeppipe.augment")
 
 def _say(log: Callable[[str], Any] | None, msg: str) -> None:
     (log or logger.info)(msg)
-
-
-def check_images(x: np.ndarray, path: str) -> None:
-    """Image augmentation needs (N, C, H, W); tabular or sequence data is a spec mistake."""
-    if x.ndim != 4:
-        raise SpecError(
-            "image augmentation declared for data that is not images",
-            path=path,
-            expected="images of shape (N, C, H, W), or remove this augment list",
-            found=f"array of shape {tuple(x.shape)}",
-        )
 
 
 def train_compose(cfg: AugmentConfig | None) -> A.Compose | None:
@@ -156,6 +146,15 @@ def build_eval_transform(
     return transform
 
 
+def eval_view(cfg: AugmentConfig | None, x: np.ndarray, split: str) -> np.ndarray:
+    """Validation/test inputs as the model sees them: untouched unless ``augment.val`` /
+    ``augment.test`` declare a pipeline."""
+    if cfg is None or x.ndim != 4:
+        return x
+    transform = build_eval_transform(cfg, split)
+    return transform(x) if transform is not None and len(x) else x
+
+
 def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
                   chunk: int = 512) -> np.ndarray:
     """Augment a whole array once with the training pipeline, by the path training would take."""
@@ -175,3 +174,19 @@ def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
         parts = [plan(torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])), gen).numpy()
                  for i in range(0, len(x), chunk)]
     return np.concatenate(parts).astype(np.float32) if parts else x.copy()
+
+
+def probe_views(cfg: AugmentConfig, sample_shape: tuple[int, ...]) -> None:
+    """Every test-time view must turn a test image into an image of the test input's shape."""
+    from deeppipe.augment.tta import view_composes
+
+    if not cfg.tta:
+        return
+    expected = augmented_shape(cfg, sample_shape, "test")
+    probe = np.full((1, *sample_shape), 0.5, dtype=np.float32)
+    for k, compose in enumerate(view_composes(cfg.tta)):
+        out = tuple(apply_compose(compose, probe).shape[1:])
+        if out != expected:
+            raise SpecError(f"this test-time view turns {sample_shape} images into {out}, the model takes {expected}",
+                            path=f"augment.tta[{k}]", expected=f"a view that keeps the shape {expected}",
+                            found=cfg.tta[k])

@@ -2,7 +2,8 @@
 
 Every block takes its input size (``in_channels``) from the shape flowing in, its activation
 from the model's default unless given, and tags its weight layers with the activation that
-follows them so ``init: auto`` can pick He or Glorot initialisation (deeppipe.models.init).
+follows them so ``init: auto`` can pick He or Glorot initialisation (deeppipe.models.initialisers).
+Every block is registered in ``LAYERS`` with ``spatial_op``: its output is a feature map.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deeppipe.models.activations import make_activation, parse_activation
-from deeppipe.models.registry import register_layer
+from deeppipe.models.meta import tag_act
+from deeppipe.registry import LAYERS
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -43,8 +45,7 @@ def _norm(kind: str | None, channels: int, dims: int, eps: float = 1e-5) -> nn.M
 
 
 def _tag(conv: nn.Module, activation: Any) -> None:
-    name, kwargs = parse_activation(activation, path="activation")
-    conv._dp_act, conv._dp_act_kwargs = name, kwargs
+    tag_act(conv, parse_activation(activation, path="activation"))
 
 
 def _same(kernel_size: int | Sequence[int], dilation: int = 1) -> int | tuple[int, ...]:
@@ -56,16 +57,13 @@ def _same(kernel_size: int | Sequence[int], dilation: int = 1) -> int | tuple[in
 class _Block(nn.Module):
     """Base: blocks infer the conv dimensionality (1-D, 2-D, 3-D) from the rank of their input."""
 
-    spatial_op = True
-
     @staticmethod
     def infer_args(in_shape: tuple[int, ...], is_map: bool) -> dict[str, Any]:
         return {"dims": _dims_from(in_shape)}
 
 
-@register_layer(
-    "ConvBNAct", aliases=("conv_bn_act", "ConvBnAct", "ConvNormAct"), width_args=("out_channels",)
-)
+@LAYERS.register("ConvBNAct", aliases=("conv_bn_act", "ConvBnAct", "ConvNormAct"),
+                 width_args=("out_channels",), spatial_op=True)
 class ConvBNAct(_Block):
     """Convolution -> normalisation -> activation (``preact: true``: norm -> activation -> conv).
 
@@ -112,11 +110,8 @@ class ConvBNAct(_Block):
         return self.act(self.norm(self.conv(x)))
 
 
-@register_layer(
-    "SeparableConv2d",
-    aliases=("SeparableConv", "separable_conv", "SeparableConv1d"),
-    width_args=("out_channels",),
-)
+@LAYERS.register("SeparableConv2d", aliases=("SeparableConv", "separable_conv", "SeparableConv1d"),
+                 width_args=("out_channels",), spatial_op=True)
 class SeparableConv(_Block):
     """Depthwise-separable convolution (Xception, Keras ``SeparableConv2D``): a k x k depthwise
     convolution per channel (``depth_multiplier`` filters each), then a 1x1 pointwise convolution.
@@ -148,11 +143,8 @@ class SeparableConv(_Block):
         return self.pointwise(self.depthwise(x))
 
 
-@register_layer(
-    "DepthwiseSeparableConv",
-    aliases=("depthwise_separable", "MobileNetBlock"),
-    width_args=("out_channels",),
-)
+@LAYERS.register("DepthwiseSeparableConv", aliases=("depthwise_separable", "MobileNetBlock"),
+                 width_args=("out_channels",), spatial_op=True)
 class DepthwiseSeparableConv(_Block):
     """MobileNet's block: depthwise k x k conv -> BN -> act -> pointwise 1x1 conv -> BN -> act."""
 
@@ -230,11 +222,8 @@ def _shortcut(
     raise ValueError(f"shortcut must be auto, identity, projection or pad, got {kind!r}")
 
 
-@register_layer(
-    "BasicBlock",
-    aliases=("residual_basic", "ResidualBasic", "ResBlock"),
-    width_args=("out_channels",),
-)
+@LAYERS.register("BasicBlock", aliases=("residual_basic", "ResidualBasic", "ResBlock"),
+                 width_args=("out_channels",), spatial_op=True)
 class BasicBlock(_Block):
     """ResNet basic block: 3x3 conv (stride) -> BN -> act -> 3x3 conv -> BN, plus the shortcut,
     then the activation (added before the last activation, He et al. 2015).
@@ -273,11 +262,8 @@ class BasicBlock(_Block):
         return self.act2(y + self.shortcut(x))
 
 
-@register_layer(
-    "Bottleneck",
-    aliases=("residual_bottleneck", "ResidualBottleneck"),
-    width_args=("out_channels", "mid_channels"),
-)
+@LAYERS.register("Bottleneck", aliases=("residual_bottleneck", "ResidualBottleneck"),
+                 width_args=("out_channels", "mid_channels"), spatial_op=True)
 class Bottleneck(_Block):
     """ResNet bottleneck: 1x1 (reduce) -> 3x3 -> 1x1 (expand), BN after each, shortcut added
     before the last activation. ``out_channels`` is the block's output (256 in ResNet-50's first
@@ -349,7 +335,8 @@ class _DenseLayer(nn.Module):
         return self.drop(self.conv2(self.act2(self.norm2(y))))
 
 
-@register_layer("DenseBlock", aliases=("dense_block",), width_args=("growth_rate",))
+@LAYERS.register("DenseBlock", aliases=("dense_block",),
+                 width_args=("growth_rate",), spatial_op=True)
 class DenseBlock(_Block):
     """DenseNet block (Huang et al. 2017): ``num_layers`` BN-act-1x1 conv (bn_size*k) -> BN-act-3x3
     conv (k) layers; each receives the concatenation of the block input and every earlier layer's
@@ -382,9 +369,8 @@ class DenseBlock(_Block):
         return torch.cat(features, dim=1)
 
 
-@register_layer(
-    "Transition", aliases=("dense_transition", "TransitionLayer"), width_args=("out_channels",)
-)
+@LAYERS.register("Transition", aliases=("dense_transition", "TransitionLayer"),
+                 width_args=("out_channels",), spatial_op=True)
 class Transition(_Block):
     """DenseNet transition: BN -> act -> 1x1 conv to floor(C * compression) channels (or
     ``out_channels``) -> 2x2 average pooling, stride 2."""
@@ -412,11 +398,8 @@ class Transition(_Block):
 
 
 # ----------------------------------------------------------------------------- inception
-@register_layer(
-    "Inception",
-    aliases=("inception_module", "InceptionModule"),
-    width_args=("b1", "b3_reduce", "b3", "b5_reduce", "b5", "pool_proj"),
-)
+@LAYERS.register("Inception", aliases=("inception_module", "InceptionModule"),
+                 width_args=("b1", "b3_reduce", "b3", "b5_reduce", "b5", "pool_proj"), spatial_op=True)
 class Inception(_Block):
     """Inception v1 module (Szegedy et al. 2014): four parallel branches concatenated on channels:
     1x1 (b1); 1x1 (b3_reduce) -> 3x3 (b3); 1x1 (b5_reduce) -> 5x5 (b5); 3x3 max-pool -> 1x1

@@ -1,6 +1,7 @@
-"""A picture of the network graph, drawn with matplotlib (no graphviz binary needed).
+"""A picture of a built network's graph, drawn with matplotlib (no graphviz binary needed).
 
-Nodes are the entries of the spec's layer list (blocks and repeated entries are one box each),
+It takes the module ``build_model`` returned (or any ``nn.Module``), never a spec. Nodes are the
+entries of the spec's layer list (blocks and repeated entries are one box each),
 placed in rows by their longest distance from the input; edges follow ``from:``. Skip
 connections that jump several rows are drawn as arcs so they do not cross the boxes.
 """
@@ -12,15 +13,17 @@ from typing import Any
 
 import torch.nn as nn
 
-from deeppipe.models.network import Network
+from deeppipe.models.layer_graph import LayerGraph
+from deeppipe.models.meta import layer_type
 from deeppipe.models.shapes import fmt
+from deeppipe.models.summary import summarize
 
 
 def _graph_of(
     model: nn.Module, input_shape: tuple[int, ...] | None
 ) -> tuple[list[str], list[tuple[int, ...]]]:
-    """(labels, inputs per node) with node 0 the input; Networks use their own graph."""
-    if isinstance(model, Network):
+    """(labels, inputs per node) with node 0 the input; a LayerGraph has its own graph."""
+    if isinstance(model, LayerGraph):
         labels = [f"input\n{fmt(model.input_shape)}"]
         for info in model.infos:
             labels.append(f"{info.name}: {info.type}\n{fmt(info.shape)}")
@@ -31,8 +34,6 @@ def _graph_of(
     # any other module: its children as a chain, with shapes from a summary pass
     shapes: dict[str, Any] = {}
     if input_shape is not None:
-        from deeppipe.models.summary import summarize
-
         try:
             for row in summarize(model, input_shape).rows:
                 shapes[row.name] = row.output_shape
@@ -42,8 +43,7 @@ def _graph_of(
     inputs: list[tuple[int, ...]] = [()]
     for name, child in model.named_children():
         shape = shapes.get(name)
-        kind = getattr(child, "_dp_type", type(child).__name__)
-        labels.append(f"{name}: {kind}" + (f"\n{fmt(shape)}" if shape else ""))
+        labels.append(f"{name}: {layer_type(child)}" + (f"\n{fmt(shape)}" if shape else ""))
         inputs.append((len(labels) - 2,))
     if len(labels) == 1:
         labels.append(type(model).__name__)
@@ -53,14 +53,12 @@ def _graph_of(
     return labels, inputs
 
 
-def draw_graph(
-    model_or_spec: nn.Module | dict[str, Any],
-    input_shape: tuple[int, ...] | None,
-    path: str | Path,
-    *,
-    num_outputs: int | None = None,
-) -> Path:
-    """Write the graph picture; the format follows the suffix (.png, .svg, .pdf)."""
+def draw_graph(model: nn.Module, input_shape: tuple[int, ...] | None, path: str | Path) -> Path:
+    """Write the picture of a built ``model``; the format follows the suffix (.png, .svg, .pdf).
+
+    ``input_shape`` (one sample's) labels the input; a LayerGraph knows its own."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"draw_graph takes a built model (build_model(spec, ...)), not a {type(model).__name__}")
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
@@ -68,13 +66,7 @@ def draw_graph(
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    if isinstance(model_or_spec, dict):
-        from deeppipe.models import build_model
-
-        model = build_model(model_or_spec, input_shape, num_outputs, device="meta")
-    else:
-        model = model_or_spec
-    if input_shape is None and isinstance(model, Network):
+    if input_shape is None and isinstance(model, LayerGraph):
         input_shape = model.input_shape
     labels, inputs = _graph_of(model, tuple(input_shape) if input_shape else None)
 

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from functools import lru_cache
 from typing import Any
 
 import albumentations as A
 from albumentations.core.serialization import SERIALIZABLE_REGISTRY
 from pydantic import ValidationError
 
-from deeppipe.augment import filters as _filters  # noqa: F401  (registers the edge filters)
-from deeppipe.errors import SpecError, closest, join_path
+import deeppipe.augment.filters  # noqa: F401  (registers the edge filters with albumentations)
+from deeppipe.errors import SpecError, join_path
+from deeppipe.registry import TRANSFORMS, check_kwargs
 
 # Registered by albumentations but not usable as a step in a list.
 _NOT_STEPS = {
@@ -49,35 +49,28 @@ CONTAINERS = {"Compose", "OneOf", "SomeOf", "Sequential", "RandomOrder", "Select
 ITEM_FORM = "a transform name, or a one-key mapping `Name: {arg: value, ...}`"
 
 
-@lru_cache(maxsize=1)
+def _harvest() -> None:
+    """Fill TRANSFORMS from albumentations' own serialisation registry (deeppipe's filters are in it
+    too), so every transform albumentations can rebuild from a dict is a name a spec can use."""
+    from albumentations.core.serialization import Serializable
+
+    short = {full.rsplit(".", 1)[-1]: cls for full, cls in SERIALIZABLE_REGISTRY.items()}
+    for name in sorted(CONTAINERS & set(short)):
+        TRANSFORMS.register(name, container=True)(short[name])
+    TRANSFORMS.harvest(short, base=Serializable, skip=lambda name, cls: name in _NOT_STEPS or name == "OneOrOther")
+
+
+_harvest()
+
+
 def transform_classes() -> dict[str, type]:
-    """Short name -> class for every serialisable albumentations transform and deeppipe filter."""
-    out: dict[str, type] = {}
-    for full, cls in SERIALIZABLE_REGISTRY.items():
-        short = full.rsplit(".", 1)[-1]
-        if short in _NOT_STEPS or short.startswith("_") or short == "OneOrOther":
-            continue
-        out.setdefault(short, cls)
-    return out
+    """Short name -> class for every transform a spec can name."""
+    return {e.name: e.obj for e in TRANSFORMS.entries()}
 
 
 def _lookup(name: str, path: str, file: str | None) -> tuple[str, type]:
-    classes = transform_classes()
-    if name in classes:
-        return name, classes[name]
-    lowered = {k.lower(): k for k in classes}
-    if isinstance(name, str) and name.lower() in lowered:  # names are case-insensitive, like registries
-        canon = lowered[name.lower()]
-        return canon, classes[canon]
-    raise SpecError(
-        f"unknown augmentation transform '{name}'",
-        path=path,
-        file=file,
-        expected="an albumentations transform (e.g. HorizontalFlip, Affine, OneOf) or a deeppipe "
-        "filter (Prewitt, Sobel, Laplacian, Kirsch, Robinson)",
-        found=name,
-        suggestion=closest(str(name), classes),
-    )
+    entry = TRANSFORMS.entry(name, path=path, file=file)
+    return entry.name, entry.obj
 
 
 def _param_names(cls: type) -> list[str]:
@@ -168,20 +161,11 @@ def item_to_dict(
     """One YAML step -> albumentations' dict for it (containers recursively), validated."""
     raw_name, args = _split_item(item, path, file)
     name, cls = _lookup(raw_name, path, file)
-    valid = _param_names(cls)
-    for arg in args:
-        if arg not in valid:
-            raise SpecError(
-                f"unknown argument '{arg}' for {name}",
-                path=join_path(path, name, str(arg)),
-                file=file,
-                expected=f"one of {', '.join(valid)}",
-                found=arg,
-                suggestion=closest(str(arg), valid),
-            )
+    check_kwargs(cls, args, path=join_path(path, name), file=file, skip=("strict",),
+                 what=f"argument for {name}")
     args = dict(args)
     args.setdefault("p", default_p if default_p is not None else _default_p(cls))
-    if name in CONTAINERS:
+    if TRANSFORMS.entry(name).container:
         children = args.get("transforms")
         if not isinstance(children, list) or not children:
             raise SpecError(
@@ -256,7 +240,7 @@ def compose_to_list(compose: A.BaseCompose) -> list[dict[str, Any]]:
         name = d.pop("__class_fullname__").rsplit(".", 1)[-1]
         # albumentations' to_dict can emit arguments its constructor does not take (PadIfNeeded
         # writes 'padding' in 2.0.8); keep only real constructor arguments.
-        valid = set(_param_names(transform_classes()[name]))
+        valid = set(_param_names(TRANSFORMS.get(name)))
         d = {k: v for k, v in d.items() if k in valid}
         if "transforms" in d:
             d["transforms"] = [conv(t) for t in d["transforms"]]
@@ -264,3 +248,14 @@ def compose_to_list(compose: A.BaseCompose) -> list[dict[str, Any]]:
 
     top = A.to_dict(compose)["transform"]
     return [conv(t) for t in top["transforms"]]
+
+
+def check_images(x: Any, path: str) -> None:
+    """Image augmentation needs (N, C, H, W); tabular or sequence data is a spec mistake."""
+    if getattr(x, "ndim", None) != 4:
+        raise SpecError(
+            "image augmentation declared for data that is not images",
+            path=path,
+            expected="images of shape (N, C, H, W), or remove this augment list",
+            found=f"array of shape {tuple(getattr(x, 'shape', ()))}",
+        )

@@ -1,4 +1,5 @@
-"""The module ``build_model`` returns: a plain ``nn.Module`` running a list of nodes in order.
+"""The module ``build_model`` returns: a ``LayerGraph``, a plain ``nn.Module`` running a list of
+nodes in order.
 
 Each node is one entry of the spec's ``layers:`` list (a layer, a block, or a repeated entry) and
 takes the outputs of earlier nodes (``from:``; by default the previous node). Child modules are
@@ -9,10 +10,12 @@ network rebuilt from the same spec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+from deeppipe.models.meta import meta_of
 
 
 @dataclass
@@ -26,11 +29,14 @@ class NodeInfo:
     shape: tuple[int, ...]
     is_map: bool = False
     repeat: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
-class Network(nn.Module):
-    """A directed acyclic graph of modules, executed in the order of the spec."""
+class LayerGraph(nn.Module):
+    """A directed acyclic graph of modules, executed in the order of the spec.
+
+    ``infos`` (one ``NodeInfo`` per node: name, type, spec path, inputs, output shape),
+    ``node_names``, ``input_shape`` and ``output_shape`` describe what was built, for checks
+    that need the network's structure without running it."""
 
     def __init__(
         self,
@@ -52,7 +58,7 @@ class Network(nn.Module):
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(infos[output].shape) if infos else tuple(input_shape)
         if block_type:
-            self._dp_type = block_type
+            meta_of(self).type = block_type
         n = len(names)
         self._chain = output == n - 1 and all(
             inp == (k - 1,) for k, inp in enumerate(self.node_inputs)

@@ -1,0 +1,45 @@
+"""The ``data:`` section: where the samples come from, how they are split, what is done to them.
+
+``data.source`` is one of the registered source types (``deeppipe.registry.SOURCES``): each
+type's own section model is declared beside its reader in ``data.sources``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from deeppipe.config import Strict
+from deeppipe.data.sources import source_configs
+
+# the union of every registered source type, told apart by its `type` key
+Source = Annotated[Union[source_configs()], Field(discriminator="type")]  # noqa: UP007
+
+
+class SplitConfig(Strict):
+    """Hold-out fractions (of the whole set) or the source's official test split."""
+
+    val: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float | Literal["official"] = 0.2
+    stratify: bool = True
+    folds: int = Field(0, ge=0, le=1000, description="k-fold indices saved for later use (0: none)")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        test = 0.0 if self.test == "official" else float(self.test)
+        if not 0.0 <= test < 1.0:
+            raise ValueError(f"test must be in [0, 1) or 'official', got {self.test}")
+        if self.val + test >= 1.0:
+            raise ValueError(f"val + test must leave training data: {self.val} + {test} >= 1")
+        if self.folds == 1:
+            raise ValueError("folds must be 0 (none) or at least 2")
+        return self
+
+
+class DataConfig(Strict):
+    source: Source
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    on_error: Literal["raise", "skip"] = "raise"
+    normalize: bool = True
+    limit: int | None = Field(None, gt=0, description="use only the first N samples (quick tries)")

@@ -1,0 +1,101 @@
+"""What every source type shares: the ingested Samples, the cheap SourceInfo validation reads,
+the DataError naming a file, and the Reader interface each registered type implements."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeppipe.data.task import Task
+from deeppipe.errors import SpecError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class DataError(SpecError):
+    """Data that cannot be read: names the file and what was wrong with it."""
+
+
+@dataclass
+class Samples:
+    """What ingestion yields: inputs, targets, the task they define, and how many of the last
+    samples are the source's official test split. Stored as one .npz (``to_arrays``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    task: Task
+    n_official_test: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    def targets(self) -> np.ndarray:
+        """Targets as the loss wants them: int64 classes for multiclass, float32 otherwise."""
+        return self.y.astype(np.int64) if self.task.kind == "multiclass" else self.y.astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"x": self.x, "y": self.y, "n_official_test": np.asarray(self.n_official_test),
+                "task": np.asarray(json.dumps(self.task.to_dict())), "meta": np.asarray(json.dumps(self.meta))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Samples:
+        return cls(arrays["x"], arrays["y"], Task.from_dict(json.loads(str(arrays["task"]))),
+                   int(arrays["n_official_test"]), json.loads(str(arrays["meta"])))
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What validation needs, read as cheaply as the format allows (headers, folder names)."""
+
+    sample_shape: tuple[int, ...]
+    task: Task
+    num_samples: int | None = None  # before data.limit
+    n_official_test: int = 0
+    class_counts: tuple[int, ...] | None = None  # of every sample, official test included
+    integer_inputs: bool = False  # every input value a whole number >= 0 (token ids)
+    max_input: float | None = None
+
+    @classmethod
+    def of(cls, data: Samples) -> SourceInfo:
+        x = data.x
+        whole = bool(x.size) and bool(np.all(x >= 0)) and bool(np.all(np.equal(np.mod(x, 1), 0)))
+        counts = (tuple(int(c) for c in np.bincount(data.y.astype(np.int64), minlength=data.task.num_classes))
+                  if data.task.is_classification and len(data.y) else None)
+        return cls(data.sample_shape, data.task, len(x), data.n_official_test, counts, whole,
+                   float(x.max()) if x.size else None)
+
+
+def _classification_task(class_names: list[str] | tuple[str, ...]) -> Task:
+    names = tuple(str(c) for c in class_names)
+    if len(names) == 2:
+        return Task("binary", 1, names)
+    return Task("multiclass", len(names), names)
+
+
+# ------------------------------------------------------------------------------ registered
+# Each source type: its section (the record's `config`), a reader, and a cheap peek for validation.
+class Reader:
+    """A source type: ``read`` the whole set; ``peek`` its sample shape and task (default: read)."""
+
+    @staticmethod
+    def read(src: Any, on_error: str) -> Samples:
+        raise NotImplementedError
+
+    @classmethod
+    def peek(cls, src: Any) -> SourceInfo:
+        return SourceInfo.of(cls.read(src, "skip"))
+
+
+def _count_images(folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    return sum(1 for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)

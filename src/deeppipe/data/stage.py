@@ -1,0 +1,68 @@
+"""The data stages as plain functions: ``ingest`` reads the source, ``split`` draws the indices.
+
+Kedro's nodes call these; tuning, k-fold training and tests call them directly, without Kedro.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from deeppipe.data.sources import Samples, load_source
+
+if TYPE_CHECKING:
+    from deeppipe.spec.schema import ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into the ingested samples: train / val / test, and k-fold validation folds."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    folds: tuple[np.ndarray, ...] = field(default_factory=tuple)
+
+    @property
+    def evaluation(self) -> np.ndarray:
+        """The indices a model is scored on: the test split, or the validation split without one."""
+        return self.test if len(self.test) else self.val
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {"train": self.train, "val": self.val, "test": self.test}
+        out.update({f"fold_{k}": f for k, f in enumerate(self.folds)})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Split:
+        folds = tuple(arrays[f"fold_{k}"] for k in range(sum(1 for key in arrays if key.startswith("fold_"))))
+        return cls(np.asarray(arrays["train"]), np.asarray(arrays["val"]), np.asarray(arrays["test"]), folds)
+
+
+def ingest(spec: ExperimentSpec) -> Samples:
+    """Read ``data.source`` into arrays (raw inputs, targets, task)."""
+    d = spec.data
+    t0 = time.perf_counter()
+    samples = load_source(d.source, on_error=d.on_error, limit=d.limit)
+    what = f"{samples.task.num_classes} classes" if samples.task.is_classification else samples.task.kind
+    log.info("ingested %d samples of shape %s (%s, %s) in %.2fs", len(samples.x), samples.sample_shape,
+             samples.task.kind, what, time.perf_counter() - t0)
+    return samples
+
+
+def split(spec: ExperimentSpec, samples: Samples) -> Split:
+    """Seeded (stratified) train/val/test indices, plus k-fold indices when asked."""
+    from deeppipe.data.split import make_split
+
+    s = spec.data.split
+    out = make_split(samples.y, samples.task, val=s.val, test=s.test, stratify=s.stratify, seed=spec.seed,
+                     n_official_test=samples.n_official_test, folds=s.folds)
+    result = Split.from_arrays(out)
+    log.info("split: %d train, %d val, %d test", len(result.train), len(result.val), len(result.test))
+    return result

@@ -1,0 +1,190 @@
+"""The spec against its data: everything a run would otherwise discover only after work started.
+
+``check_experiment`` reads the data's facts cheaply (sample shape, task, counts: ``peek``), runs
+the augmentation pipelines on one probe image of that shape, builds the network on the meta
+device for the augmented shape, and asks each stage whether its section fits: the split leaves
+samples in every part, the loss and the metrics fit the task, monitors are logged, the network's
+output is what the task needs. Each refusal is one SpecError naming the file and key path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from deeppipe.data.sources import SourceInfo, peek
+from deeppipe.data.task import Task
+from deeppipe.errors import SpecError, join_path
+from deeppipe.spec.schema import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What validation learnt about an experiment: the data, the augmented input, the network."""
+
+    info: SourceInfo
+    task: Task
+    input_shape: tuple[int, ...]
+    model: nn.Module
+    num_train: int
+    num_val: int
+    num_test: int
+
+
+def check_experiment(spec: ExperimentSpec, *, file: str | None = None) -> Facts:
+    """Raise SpecError at the first part of ``spec`` a run on this data would fail on."""
+    from deeppipe.evaluation.config import check_against as check_evaluate
+    from deeppipe.training.checks import check_against as check_train
+
+    try:
+        info = peek(spec.data.source)
+    except SpecError as err:
+        raise err.with_context(file=file) from None
+    task = info.task
+    _check_classes(info, file)
+    n_train, n_val, n_test = _check_split(spec, info, file)
+    shape = _check_augment(spec, info.sample_shape, file)
+    model = _check_model(spec, task, shape, info, file)
+    check_train(spec.train, task, has_val=n_val > 0, model=model, image_input=len(shape) == 3, file=file)
+    check_evaluate(spec.evaluate, task, file=file)
+    return Facts(info, task, shape, model, n_train, n_val, n_test)
+
+
+def _check_classes(info: SourceInfo, file: str | None) -> None:
+    task = info.task
+    if task.is_classification and task.num_classes < 2:
+        raise SpecError("the data holds a single class: a classifier needs at least two", path="data.source",
+                        file=file, expected="labels of two or more classes", found=list(task.class_names))
+
+
+def _holdout(n: int, frac: float) -> int:
+    """How many samples scikit-learn's train_test_split holds out for a fraction (it rounds up)."""
+    return math.ceil(frac * n) if frac > 0 else 0
+
+
+def _check_split(spec: ExperimentSpec, info: SourceInfo, file: str | None) -> tuple[int, int, int]:
+    """The sizes the split will have; a part the spec asks for must not come out empty."""
+    s = spec.data.split
+    n = info.num_samples
+    if n is None:
+        return 1, int(s.val > 0), int(s.test != 0)
+    limit = spec.data.limit
+    official = info.n_official_test
+    if limit is not None and limit < n:
+        official = min(official, max(1, limit // 5)) if official else 0
+        n = limit
+    if s.test == "official":
+        if official <= 0:
+            raise SpecError("this source has no official test split", path="data.split.test", file=file,
+                            expected="a fraction such as 0.2", found="official")
+        n_test, rest, val_frac = official, n - official, s.val
+    else:
+        n_test = _holdout(n, float(s.test))
+        rest = n - n_test
+        val_frac = s.val / (1.0 - float(s.test))
+    n_val = _holdout(rest, val_frac)
+    n_train = rest - n_val
+    if n_train < 1 or (s.val > 0 and n_val < 1) or (s.test not in (0, 0.0) and n_test < 1):
+        where = "data.limit" if limit is not None else "data.split"
+        raise SpecError(f"{n} samples cannot be split into {n_train} train / {n_val} val / {n_test} test",
+                        path=where, file=file, expected="at least one sample in every part the split asks for",
+                        found=limit if limit is not None else s.model_dump())
+    if n_test == 0 and n_val == 0:
+        raise SpecError("nothing to evaluate on: the split keeps every sample for training", path="data.split",
+                        file=file, expected="data.split.test (or val) above 0", found=s.model_dump())
+    if s.folds:
+        counts = info.class_counts if (s.stratify and info.task.is_classification) else None
+        smallest = min(c for c in counts if c) if counts else rest
+        if limit is not None:
+            smallest = min(smallest, rest)
+        if s.folds > smallest:
+            raise SpecError(f"{s.folds} folds need at least {s.folds} samples of every class in the training part",
+                            path="data.split.folds", file=file, expected=f"at most {smallest}", found=s.folds)
+    return n_train, n_val, n_test
+
+
+def _check_augment(spec: ExperimentSpec, shape: tuple[int, ...], file: str | None) -> tuple[int, ...]:
+    """Augmentation is for images: run every declared pipeline on a probe image of the data's
+    shape, so a transform that cannot take it (a crop larger than the image, a Normalize with
+    the wrong number of channels) stops here. Returns the shape the network receives."""
+    aug = spec.augment
+    if aug is None:
+        return shape
+    declared = [k for k in ("train", "val", "test", "tta") if getattr(aug, k)]
+    if declared and len(shape) != 3:
+        raise SpecError("image augmentation declared for data that is not images", path=join_path("augment", declared[0]),
+                        file=file, expected="images (C, H, W), or no augment section",
+                        found=f"samples of shape {shape}")
+    if not declared:
+        return shape
+    from deeppipe.augment.apply import augmented_shape, check_sizes, probe_views
+
+    split = "train"
+    try:
+        for split in ("train", "val", "test"):
+            out = augmented_shape(aug, shape, split)
+            if len(out) != 3 or out[0] != shape[0]:
+                raise SpecError(f"augment.{split} turns {shape} images into {out}", path=join_path("augment", split),
+                                file=file, expected=f"images with {shape[0]} channel(s), (C, H, W)", found=list(out))
+        split = "tta"
+        probe_views(aug, shape)
+        check_sizes(aug, shape)
+    except SpecError as err:
+        raise err.with_context(file=file) from None
+    except Exception as exc:  # albumentations / OpenCV refusing the probe image
+        text = str(exc).strip().splitlines()
+        raise SpecError(f"the augment.{split} pipeline cannot take {shape} images: {text[0] if text else exc}",
+                        path=join_path("augment", split), file=file, found=getattr(aug, split)) from None
+    return augmented_shape(aug, shape, "train")
+
+
+def _check_model(spec: ExperimentSpec, task: Task, shape: tuple[int, ...], info: SourceInfo,
+                 file: str | None) -> nn.Module:
+    from deeppipe.models import build_model
+
+    outputs = task.num_outputs if task.kind != "reconstruction" else None
+    try:
+        model = build_model(spec.model, shape, outputs, file=file, path="model", device="meta")
+    except SpecError as err:
+        raise err.with_context(file=file) from None
+    out_shape = tuple(getattr(model, "output_shape", ()) or ())
+    if task.kind != "reconstruction" and out_shape and out_shape != (task.num_outputs,):
+        what = "reconstructs its input (an autoencoder)" if out_shape == shape else f"outputs {out_shape} per sample"
+        raise SpecError(f"the network {what}, but the data is labelled for {task.kind} "
+                        f"({task.num_outputs} output(s) per sample)", path="model", file=file,
+                        expected=f"a network ending in {task.num_outputs} output(s)", found=list(out_shape))
+    _check_embeddings(model, info, file)
+    loss = spec.train.loss
+    if loss is not None and loss.name.lower() == "ctc" and len(out_shape) != 2:
+        raise SpecError("ctc aligns label sequences with per-step outputs (T, C); this network outputs one "
+                        "vector per sample", path="train.loss.name", file=file,
+                        expected="cross_entropy (or a sequence model with per-step outputs)", found=loss.name)
+    return model
+
+
+def _check_embeddings(model: nn.Module, info: SourceInfo, file: str | None) -> None:
+    """An Embedding looks rows up by index: its input must be whole numbers below its size."""
+    tables = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    if not tables:
+        return
+    name, table = tables[0]
+    if not info.integer_inputs:
+        raise SpecError(f"layer '{name}' is an Embedding, which needs integer token ids, but the inputs are not "
+                        "whole numbers", path="model", file=file,
+                        expected="token ids 0 .. num_embeddings - 1 (e.g. an npz of int arrays)",
+                        found=f"inputs up to {info.max_input}")
+    if info.max_input is not None and info.max_input >= table.num_embeddings:
+        raise SpecError(f"the largest token id is {int(info.max_input)} but the Embedding '{name}' has "
+                        f"{table.num_embeddings} rows", path="model", file=file,
+                        expected=f"num_embeddings > {int(info.max_input)}", found=table.num_embeddings)
+
+
+def describe(facts: Facts) -> dict[str, Any]:
+    """A short summary for ``deeppipe validate``'s OK line."""
+    task = facts.task
+    params = sum(p.numel() for p in facts.model.parameters())
+    return {"task": task.kind, "classes": task.num_classes, "input": facts.input_shape, "parameters": params,
+            "split": (facts.num_train, facts.num_val, facts.num_test)}

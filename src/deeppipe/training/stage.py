@@ -1,0 +1,158 @@
+"""The train stage as a plain function: build the network the spec describes for this data, fit
+it, and return the model artifact (spec + weights + metadata) with its history.
+
+Kedro's train node calls ``fit_experiment``; tuning trials, k-fold members and tests call it
+directly. Everything a run needs to record goes through the ``Tracker`` it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from deeppipe.artifact import ModelArtifact, assemble
+from deeppipe.tracking.tracker import NullTracker, Tracker, log_bytes
+from deeppipe.training.result import FitResult
+
+if TYPE_CHECKING:
+    from deeppipe.data.sources import Samples
+    from deeppipe.data.stage import Split
+    from deeppipe.spec.loader import ResolvedSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    """What training produces: the artifact to save and register, the per-epoch history, the
+    figures worth keeping (augmentation preview, network picture) and the engine's result."""
+
+    artifact: ModelArtifact
+    history: list[dict[str, float]]
+    plots: dict[str, bytes] = field(default_factory=dict)
+    result: FitResult | None = None
+
+
+def model_facts(rs: ResolvedSpec, samples: Samples, split: Split) -> dict[str, Any]:
+    """The metadata a model carries besides its weights: input shape (after augmentation), task,
+    and the normalisation statistics of the training split (never of val or test)."""
+    from deeppipe.augment.apply import augmented_shape
+    from deeppipe.data.normalize import compute_stats
+    from deeppipe.models import build_model
+
+    spec, task = rs.spec, samples.task
+    shape = tuple(samples.sample_shape)
+    if spec.augment is not None and len(shape) == 3:
+        shape = tuple(augmented_shape(spec.augment, shape))
+    normalize = spec.data.normalize
+    if normalize:
+        probe = build_model(spec.model, shape, task.num_outputs, file=rs.file, device="meta")
+        if any(isinstance(m, torch.nn.Embedding) for m in probe.modules()):
+            log.info("inputs are token ids read by an Embedding: not standardised")
+            normalize = False
+    meta: dict[str, Any] = {"experiment": rs.name, "spec_hash": rs.hash, "input_shape": list(shape),
+                            "task": task.to_dict(), "normalize": normalize}
+    tr = split.train
+    if normalize:
+        mean, std = compute_stats(samples.x[tr])
+        meta.update(mean=mean.tolist(), std=std.tolist())
+        if task.kind == "regression":
+            y = samples.targets()[tr]
+            t_mean, t_std = compute_stats(y.reshape(len(tr), -1))
+            meta.update(target_mean=t_mean.tolist(), target_std=t_std.tolist())
+    return meta
+
+
+def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker: Tracker | None = None,
+                   checkpoints: Path | None = None, offline: Samples | None = None) -> TrainedModel:
+    """Train the experiment's network on ``split.train`` (or the offline-augmented set), validating
+    on ``split.val``. With ``checkpoints`` (a folder) a killed run resumes where it stopped."""
+    import deeppipe.training.resume as resume
+    from deeppipe.augment.apply import build_train_source, eval_view
+    from deeppipe.augment.offline import offline_set
+    from deeppipe.data.batches import TensorBatches
+    from deeppipe.evaluation.metrics import validation_metrics
+    from deeppipe.tracking.provenance import data_fingerprint
+    from deeppipe.training.api import fit
+    from deeppipe.training.device import resolve_device
+
+    tracker = tracker or NullTracker()
+    spec, task = rs.spec, samples.task
+    y = samples.targets()
+    x_train, y_train = samples.x[split.train], y[split.train]
+    if offline is None and spec.augment is not None and spec.augment.offline is not None:
+        log.info("augment.offline given outside the pipeline's augment stage: materialised in memory")
+        offline = offline_set(spec, samples, split)
+    if offline is not None:
+        x_train, y_train = offline.x, offline.targets()
+    torch.manual_seed(spec.seed)
+    meta = model_facts(rs, samples, split)
+    meta["data_sha256"] = data_fingerprint(samples, split)
+    tracker.set_tags({"deeppipe.data_sha256": meta["data_sha256"]})
+    net = assemble(spec.model, meta, file=rs.file)
+    plots = describe_model(rs, net, meta, tracker)
+
+    device = resolve_device(spec.train.device)
+    if spec.augment is not None and spec.augment.train and samples.x.ndim == 4:
+        from deeppipe.augment.preview import preview_png
+
+        plots["augmentation_preview"] = preview_png(spec.augment, samples.x[split.train], n=16, seed=spec.seed)
+        log_bytes(tracker, "augmentation_preview.png", plots["augmentation_preview"], "plots")
+    train_source = build_train_source(spec.augment, x_train, y_train, batch_size=spec.train.batch_size,
+                                      device=device, seed=spec.seed, log=log.info)
+    va = split.val
+    val_source = (TensorBatches(eval_view(spec.augment, samples.x[va], "val"), y[va], spec.train.eval_batch_size,
+                                shuffle=False, device=device) if len(va) else None)
+    folder = None
+    if checkpoints is not None:
+        folder = resume.checkpoint_dir(checkpoints, rs.hash)
+        resume.clear_finished(checkpoints)
+        resume.remember_run(folder, rs.hash, getattr(tracker, "run_id", None))
+    result = fit(net, train_source, val_source, spec.train, task, tracker=tracker, checkpoint_dir=folder,
+                 seed=spec.seed, spec_hash=rs.hash, metrics_fn=validation_metrics(task, _monitored(spec)))
+    net.cpu()
+    meta.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+                mlflow_run_id=getattr(tracker, "run_id", None), device=str(device))
+    artifact = ModelArtifact(spec=spec.to_dict(), meta=meta,
+                             state_dict={k: v.detach().cpu() for k, v in net.state_dict().items()})
+    return TrainedModel(artifact, list(result.history), plots, result)
+
+
+def _monitored(spec: Any) -> list[str]:
+    """The validation metrics the run watches (early stopping, reduce-on-plateau)."""
+    names = []
+    if spec.train.early_stopping is not None:
+        names.append(spec.train.early_stopping.monitor)
+    if spec.train.schedule is not None:
+        names.append(spec.train.schedule.monitor)
+    return [n.split("/", 1)[1] for n in names if n.startswith("val/")]
+
+
+def describe_model(rs: ResolvedSpec, net: Any, meta: dict[str, Any], tracker: Tracker) -> dict[str, bytes]:
+    """Log the resolved spec, the layer table and the network picture; return the picture."""
+    from deeppipe.models import draw_graph, summarize
+
+    log_bytes(tracker, "spec.yaml", rs.resolved_yaml())
+    shape = tuple(meta["input_shape"])
+    plots: dict[str, bytes] = {}
+    try:
+        summary = summarize(net.body, shape)
+        log_bytes(tracker, "model_summary.txt", summary.table())
+        tracker.log_params({"model.total_params": summary.total_params})
+        log.info("model: %s parameters (%s trainable)", f"{summary.total_params:,}", f"{summary.trainable_params:,}")
+    except Exception as exc:  # the summary is a convenience: never fail training over it
+        log.warning("model summary unavailable: %s", exc)
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = draw_graph(net.body, shape, Path(tmp) / "model_graph.png")
+            plots["model_graph"] = Path(path).read_bytes()
+        log_bytes(tracker, "model_graph.png", plots["model_graph"])
+    except Exception as exc:
+        log.warning("model graph picture unavailable: %s", exc)
+    return plots
