@@ -32,13 +32,6 @@ def _say(log: Callable[[str], Any] | None, msg: str) -> None:
     (log or logger.info)(msg)
 
 
-def train_compose(cfg: AugmentConfig | None) -> A.Compose | None:
-    """The training pipeline, or None when nothing is declared."""
-    if cfg is None or not cfg.train:
-        return None
-    return build_compose(cfg.train, "augment.train")
-
-
 def train_plan(cfg: AugmentConfig) -> tuple[A.Compose, DeviceAugment | None, str]:
     """(compose, device plan or None, why) following ``augment.backend``."""
     compose = build_compose(cfg.train, "augment.train")

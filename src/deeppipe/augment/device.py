@@ -154,13 +154,6 @@ def _builder(t: A.BasicTransform | A.BaseCompose) -> Op | str:
     return factory(t) if factory is not None else f"{kind.__name__} has no device-side version"
 
 
-DEVICE_STEPS = (
-    "HorizontalFlip, VerticalFlip, Affine, PadIfNeeded, RandomCrop, CenterCrop, Resize, "
-    "RandomBrightnessContrast, GaussNoise, Normalize, CoarseDropout, Erasing, NoOp, "
-    "Prewitt, Sobel, Laplacian, Kirsch, Robinson; containers OneOf, SomeOf, Sequential"
-)
-
-
 def plan_device(compose: A.BaseCompose) -> DeviceAugment | str:
     """A DeviceAugment doing the whole pipeline on batches, or the reason it cannot."""
     steps: list[tuple[str, Op]] = []

@@ -63,11 +63,6 @@ def _harvest() -> None:
 _harvest()
 
 
-def transform_classes() -> dict[str, type]:
-    """Short name -> class for every transform a spec can name."""
-    return {e.name: e.obj for e in TRANSFORMS.entries()}
-
-
 def _lookup(name: str, path: str, file: str | None) -> tuple[str, type]:
     entry = TRANSFORMS.entry(name, path=path, file=file)
     return entry.name, entry.obj

@@ -10,7 +10,6 @@ one output unit of a convolution or pooling layer sees; global pooling and dense
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,9 +116,6 @@ class ModelSummary:
         d["input_shape"] = list(self.input_shape)
         d["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
         return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 def _si(n: float) -> str:

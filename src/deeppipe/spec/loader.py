@@ -44,11 +44,6 @@ class ResolvedSpec:
         text = json.dumps(self.spec.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def section_hash(self, *sections: str) -> str:
-        dumped = self.spec.to_dict()
-        text = json.dumps({s: dumped.get(s) for s in sections}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
     def resolved_yaml(self) -> str:
         return yaml.safe_dump(self.spec.to_dict(exclude_none=True), sort_keys=False)
 

@@ -55,7 +55,7 @@ def set_path(data: dict, path: str, value: Any, *, file: str | None = None) -> N
     parts = parse_path(path)
     node: Any = data
     for i, part in enumerate(parts[:-1]):
-        node = _step(node, part, parts[: i + 1], create=True, file=file, next_part=parts[i + 1])
+        node = _step(node, part, parts[: i + 1], create=True, file=file)
     last = parts[-1]
     if isinstance(node, list):
         idx = _index(node, last, parts, file)
@@ -84,7 +84,7 @@ def _index(node: list, part: str | int, parts: list, file: str | None) -> int:
     return idx
 
 
-def _step(node: Any, part: str | int, parts: list, *, create: bool, file: str | None = None, next_part: Any = None) -> Any:
+def _step(node: Any, part: str | int, parts: list, *, create: bool, file: str | None = None) -> Any:
     if isinstance(node, list):
         return node[_index(node, part, parts, file)]
     if isinstance(node, dict):

@@ -15,7 +15,6 @@ register:   ``deeppipe.tracking.config.RegisterConfig``
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -48,10 +47,3 @@ class ExperimentSpec(Strict):
         out = self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
         out["model"] = model_dict(self.model)
         return out
-
-    def data_paths(self) -> list[Path]:
-        path = getattr(self.data.source, "path", None)
-        return [Path(path)] if path else []
-
-
-SECTIONS = tuple(ExperimentSpec.model_fields)

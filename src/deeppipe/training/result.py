@@ -26,10 +26,6 @@ class FitResult:
     restored_best: bool = False
     checkpoint_path: Path | None = None
 
-    @property
-    def final(self) -> dict[str, float]:
-        return self.history[-1] if self.history else {}
-
 
 @dataclass(frozen=True)
 class FitJob:

@@ -16,9 +16,6 @@ from deeppipe.registry import SOURCES
 
 log = logging.getLogger(__name__)
 
-SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
-
-
 class SklearnSource(Strict):
     """A data set bundled inside the scikit-learn wheel (no download)."""
 
