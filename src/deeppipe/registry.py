@@ -185,6 +185,17 @@ def check_kwargs(obj: Any, kwargs: Mapping[str, Any], *, path: str, file: str | 
     for key in kwargs:
         if key not in valid:
             raise unknown(what, key, valid, path=join_path(path, str(key)), file=file)
+    _no_bool_as_number(obj, kwargs, path=path, file=file)
+
+
+def _no_bool_as_number(obj: Any, kwargs: Mapping[str, Any], *, path: str, file: str | None) -> None:
+    """``lr: true`` would be 1.0: a boolean given for an argument whose default is a number is refused."""
+    sig = inspect.signature(obj)
+    for key, value in kwargs.items():
+        default = sig.parameters[key].default if key in sig.parameters else None
+        if isinstance(value, bool) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            raise SpecError("expected a number, found a YAML boolean", path=join_path(path, str(key)), file=file,
+                            expected=f"a number like its default, {default}", found=value)
 
 
 def call_checked(obj: Callable[..., Any], kwargs: dict[str, Any], *, path: str, file: str | None = None,

@@ -150,7 +150,7 @@ def test_the_json_schema_describes_layers_and_zoo():
 
 
 def test_the_keys_the_builder_accepts_are_the_schema_keys():
-    assert ENTRY_KEYS == ("repeat", "name", "from", "init", "activation", "trainable")
+    assert ENTRY_KEYS == ("repeat", "name", "from", "init", "activation", "trainable", "share")
     assert MODEL_KEYS[:2] == ("layers", "input") and "zoo" not in MODEL_KEYS
     with pytest.raises(SpecError) as e:
         build_model({"layers": ["Flatten"], "outptu": "x"}, (3,), None)

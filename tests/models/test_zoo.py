@@ -45,6 +45,7 @@ REQUIRED = {
     "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32", "resnet56", "densenet121",
     "densenet_cifar", "googlenet", "xception", "highway_mlp", "mlp_autoencoder", "conv_autoencoder",
     "rnn_classifier", "lstm_classifier", "gru_classifier", "bilstm_classifier", "lstm_forecaster", "text_cnn",
+    "perceptron",
 }  # fmt: skip
 
 
@@ -74,6 +75,45 @@ def test_alexnet_single_gpu_variant_and_googlenet_true_5x5():
     paper = build_model({"zoo": "googlenet", "b5_kernel": 5}, None, None, device="meta")
     assert count(paper) > PUBLISHED["googlenet"]
     assert paper.get_submodule("inception3a.0.branch5.1.conv").kernel_size == (5, 5)
+
+
+# the paper's Table 1: output channels of each Inception module, its weights in units of 1024
+# (3a and 3b agree with the module widths; the table's later rows do not add up, so only the
+# widths are checked there), and the 22 layers with weights
+PAPER_MODULES = {"inception3a": 256, "inception3b": 480, "inception4a": 512, "inception4b": 512,
+                 "inception4c": 512, "inception4d": 528, "inception4e": 832, "inception5a": 832,
+                 "inception5b": 1024}
+
+
+def test_googlenet_as_in_the_paper_from_the_zoo_overrides():
+    paper = build_model({"zoo": "googlenet", "norm": "none", "lrn": 1, "b5_kernel": 5, "dropout": 0.4},
+                        None, 1000, device="meta")
+    modules = list(paper.modules())
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules)  # no batch norm
+    convs = [m for m in modules if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)  # conv + bias + ReLU
+    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in modules) == 2
+    assert next(m for m in modules if isinstance(m, torch.nn.Dropout)).p == 0.4
+    assert paper.get_submodule("inception3a.0.branch5.1.conv").kernel_size == (5, 5)
+    shapes = {i.name: i.shape for i in paper.infos}
+    assert shapes["conv1"] == (64, 112, 112) and shapes["conv3"] == (192, 56, 56)
+    for name, channels in PAPER_MODULES.items():
+        assert shapes[name][0] == channels, name
+    assert shapes["inception3a"][1:] == (28, 28) and shapes["inception5b"][1:] == (7, 7)
+
+    def kweights(name: str) -> float:
+        return sum(p.numel() for n, p in paper.get_submodule(name).named_parameters() if n.endswith("weight")) / 1024
+
+    assert round(kweights("inception3a")) in (159, 160) and round(kweights("inception3b")) in (379, 380)
+    assert kweights("fc") == 1000
+    weighted = [i.name for i in paper.infos if any(True for _ in paper.get_submodule(i.name).parameters())]
+    assert weighted == ["conv1", "conv2", "conv3", *PAPER_MODULES, "fc"]
+    deepest = [max(sum(isinstance(m, torch.nn.Conv2d) for m in paper.get_submodule(f"{n}.0.{b}").modules())
+                   for b in ("branch1", "branch3", "branch5", "branch_pool")) for n in PAPER_MODULES]
+    assert 3 + sum(deepest) + 1 == 22  # layers with weights along the deepest path
+    # the default stays torchvision's layout (batch norm, its parameter count)
+    tv = build_model({"zoo": "googlenet"}, None, None, device="meta")
+    assert count(tv) == PUBLISHED["googlenet"] and any(isinstance(m, torch.nn.BatchNorm2d) for m in tv.modules())
 
 
 def _task_inputs(name: str) -> tuple[tuple[int, ...], int | None, str]:

@@ -165,8 +165,8 @@ def test_deterministic_mode_repeats_and_restores_flags(digits_sources, task):
 def test_progress_bar_runs(digits_sources, task, capsys):
     train, val = digits_sources
     fit(mlp(), train, val, {"epochs": 1, "progress": True, "log_every": 5}, task)
-    err = capsys.readouterr().err
-    assert "epoch 1/1" in err and "loss=" in err and "val/accuracy" in err
+    out = capsys.readouterr().out  # on stdout, with the run's log lines, not apart on stderr
+    assert "epoch 1/1" in out and "loss=" in out and "val/accuracy" in out
 
 
 def test_validate_config_catches_mistakes_without_a_model():

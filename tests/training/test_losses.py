@@ -169,3 +169,16 @@ def test_sequence_tagging_many_to_many():
     val = TensorBatches(x[200:], tags[200:], 64, shuffle=False)
     r = fit(Tagger(), train, val, quiet(epochs=6, optimizer={"lr": 0.02}), Task("multiclass", 3))
     assert r.history[-1]["val/accuracy"] > 0.85
+
+
+def test_perceptron_criterion_is_max_0_minus_y_f_with_labels_plus_minus_one():
+    out = torch.tensor([[2.0], [-0.5], [0.3], [-1.5], [0.0]], requires_grad=True)
+    y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])  # deeppipe's 0/1 labels are the perceptron's -1/+1
+    s = 2 * y - 1
+    loss = _loss("perceptron", BIN)(out, y)
+    assert float(loss) == pytest.approx(float(torch.clamp(-s * out.detach()[:, 0], min=0).mean()))
+    assert float(loss) == pytest.approx((0.5 + 0.3) / 5)
+    loss.backward()
+    # a gradient only where y f(x) <= 0 (the mistakes, and the undecided f = 0): -y / n
+    assert out.grad[:, 0].tolist() == pytest.approx([0.0, -0.2, 0.2, 0.0, -0.2])
+    assert LOSSES.entry("perceptron").tasks == ("binary",) and LOSSES.entry("perceptron").applies is None

@@ -72,10 +72,14 @@ _AVERAGE_DOCS = {
     "macro": "unweighted mean of the per-class scores (scikit-learn's convention)",
     "weighted": "per-class scores averaged with the class frequencies as weights",
 }
+# scikit-learn's convention, kept: the mean of the per-class F1 scores, not the F1 of the macro
+# precision and recall, so it can lie outside them (e.g. 0.624 with P 0.842 and R 0.700)
+_F1_MACRO = "; not the harmonic mean of precision_macro and recall_macro, so it can lie outside them"
 for _kind, _what in (("precision", "TP / (TP + FP)"), ("recall", "TP / (TP + FN)"), ("f1", "harmonic mean of P and R")):
     for _avg in ("micro", "macro", "weighted"):
+        _note = _F1_MACRO if (_kind, _avg) == ("f1", "macro") else ""
         METRICS.register(f"{_kind}_{_avg}", default=_avg == "macro",
-                         doc=f"{_kind.capitalize()} ({_what}), {_AVERAGE_DOCS[_avg]}")(_averaged(_kind, _avg))
+                         doc=f"{_kind.capitalize()} ({_what}), {_AVERAGE_DOCS[_avg]}{_note}")(_averaged(_kind, _avg))
 
 
 @METRICS.register("log_loss", direction="min")
@@ -266,7 +270,9 @@ def validation_metrics(task: Task, names: Sequence[str]) -> Callable[[np.ndarray
     def metrics_fn(y_true: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         pred = probabilities(task, outputs) if task.is_classification else outputs
         scalars, _ = compute_metrics(task, y_true, pred, [MetricChoice(n) for n in wanted])
-        return scalars
+        # undefined on this validation set (ROC AUC of one class): NaN, which never improves a
+        # monitor, rather than a monitored quantity missing from the epoch's record
+        return {n: scalars.get(n, float("nan")) for n in wanted}
 
     return metrics_fn
 

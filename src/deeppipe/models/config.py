@@ -35,6 +35,7 @@ __all__ = [
     "ENTRY_KEYS",
     "INFO_KEYS",
     "MODEL_KEYS",
+    "SHARE_KEYS",
     "ZOO_OVERRIDES",
     "BlockBody",
     "LayerEntry",
@@ -97,6 +98,8 @@ class LayerEntry(BaseModel):
     activation: Named = Field(None, description="an activation applied after the layer")
     trainable: Union[StrictBool, Placeholder] = Field(  # noqa: UP007
         None, description="false freezes this entry's parameters")
+    share: str = Field(None, description="hard parameter sharing: run the module of this earlier layer "
+                       "(by name) again here, on this entry's input; one set of parameters")
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +171,8 @@ class ZooModel(BaseModel):
     init: Named = Field(None, description="initialisation of every weight layer")
 
 
-ModelConfig = _one_of(lambda v: "zoo" if isinstance(v, dict) and "zoo" in v else "layers",
+# validation picks by the raw mapping, serialisation by the model instance (no "unexpected value")
+ModelConfig = _one_of(lambda v: "zoo" if isinstance(v, ZooModel) or (isinstance(v, dict) and "zoo" in v) else "layers",
                       layers=LayersModel, zoo=ZooModel)
 
 # The keys the builder accepts, read from the models above (one list for schema and builder).
@@ -179,9 +183,20 @@ BLOCK_KEYS: tuple[str, ...] = tuple(BlockBody.model_fields)
 ZOO_OVERRIDES: tuple[str, ...] = tuple(k for k in ZooModel.model_fields if k != "zoo")
 
 
-def layer_key(raw: dict[Any, Any]) -> str:
-    """The one key of a layer entry that names its layer; ValueError saying what is wrong."""
+# what an entry with ``share:`` may carry besides it: the shared module is the named layer's own
+SHARE_KEYS = ("share", "name", "from")
+
+
+def layer_key(raw: dict[Any, Any]) -> str | None:
+    """The one key of a layer entry that names its layer (None for a ``share:`` entry, which
+    reuses a named layer's module); ValueError saying what is wrong."""
     types = [k for k in raw if k not in ENTRY_KEYS]
+    if "share" in raw:
+        extra = [str(k) for k in raw if k not in SHARE_KEYS]
+        if extra:
+            raise ValueError(f"an entry with share: runs the named layer's own module, so it takes only "
+                             f"{', '.join(SHARE_KEYS)}; found {', '.join(extra)}")
+        return None
     if len(types) != 1:
         names = ", ".join(map(str, types)) or "none"
         raise ValueError(f"a layer entry names exactly one layer, found {names}; "

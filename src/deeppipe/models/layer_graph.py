@@ -5,7 +5,8 @@ Each node is one entry of the spec's ``layers:`` list (a layer, a block, or a re
 takes the outputs of earlier nodes (``from:``; by default the previous node). Child modules are
 named by the entry's ``name:`` or its index in the list, so parameter names are deterministic
 (``3.weight``, ``stem.conv.weight``) and a state_dict saved with safetensors loads into the
-network rebuilt from the same spec.
+network rebuilt from the same spec. A node written ``share: <name>`` (hard parameter sharing) runs
+the named node's module again and has no child of its own: one set of parameters, stored once.
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ class LayerGraph(nn.Module):
         infos: list[NodeInfo],
         input_shape: tuple[int, ...],
         block_type: str | None = None,
+        shares: dict[int, int] | None = None,
     ) -> None:
         super().__init__()
-        for name, module in zip(names, modules):
-            self.add_module(name, module)
+        shares = dict(shares or {})
+        for k, (name, module) in enumerate(zip(names, modules)):
+            if k not in shares:
+                self.add_module(name, module)
         self.node_names = list(names)
+        # the child each node runs: its own, or the one of the node it shares (share: <name>)
+        self.node_modules = [names[shares.get(k, k)] for k in range(len(names))]
         self.node_inputs = [tuple(i) for i in inputs]  # -1 is the network's input
         self.output_index = output
         self.infos = list(infos)
@@ -72,16 +78,16 @@ class LayerGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._chain:
-            for name in self.node_names:
-                x = self._modules[name](x)
+            for key in self.node_modules:
+                x = self._modules[key](x)
             return x
         return self._run(x, None)[self.output_index]
 
     def _run(self, x: torch.Tensor, keep: set[int] | None) -> dict[int, torch.Tensor]:
         outs: dict[int, torch.Tensor] = {-1: x}
-        for k, name in enumerate(self.node_names):
+        for k, key in enumerate(self.node_modules):
             args = [outs[j] for j in self.node_inputs[k]]
-            outs[k] = self._modules[name](*args)
+            outs[k] = self._modules[key](*args)
             if keep is None:
                 for j in set(self.node_inputs[k]):
                     if self._last_use.get(j) == k and j != self.output_index:
@@ -89,6 +95,10 @@ class LayerGraph(nn.Module):
             if k == self.output_index and keep is None:
                 break
         return outs
+
+    def node_module(self, k: int) -> nn.Module:
+        """The module node ``k`` runs (a shared node's is its owner's)."""
+        return self._modules[self.node_modules[k]]
 
     def outputs(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
         """The outputs of the named nodes (feature extraction, e.g. an autoencoder's ``code``)."""

@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from deeppipe.models.layer_graph import LayerGraph
 from deeppipe.models.meta import layer_type
 from deeppipe.models.shapes import fmt
 
@@ -276,11 +277,26 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...], *, depth: int = 1)
                 qual, layer_type(m), shapes.get(id(m)), total, macs.get(id(m), 0), trainable, level
             )
         )
+    rows = _with_shared_rows(model, rows)
     total, trainable = _count(list(model.parameters()))
     rfv = None if rf.best is None else round(rf.best)
     return ModelSummary(
         rows, total, trainable, counter.get_total_flops() // 2, rfv, input_shape, out_shape, notes
     )
+
+
+def _with_shared_rows(model: nn.Module, rows: list[SummaryRow]) -> list[SummaryRow]:
+    """A row for every ``share:`` node of a LayerGraph, in node order: it has no child module of
+    its own (its parameters and MACs are counted on the row of the layer it shares)."""
+    if not isinstance(model, LayerGraph) or model.node_modules == model.node_names:
+        return rows
+    out: list[SummaryRow] = []
+    for k, (name, info) in enumerate(zip(model.node_names, model.infos)):
+        if model.node_modules[k] != name:
+            out.append(SummaryRow(name, info.type, info.shape, 0))
+        else:
+            out.extend(r for r in rows if r.name == name or r.name.startswith(name + "."))
+    return out
 
 
 def _run_meta(

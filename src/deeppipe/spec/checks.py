@@ -18,7 +18,14 @@ from torch import nn
 from deeppipe.data.sources import SourceInfo, peek
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError, join_path
+from deeppipe.registry import LOSSES
 from deeppipe.spec.schema import ExperimentSpec
+from deeppipe.training.config import TrainConfig
+from deeppipe.training.losses import loss_name, with_model_loss
+
+# the output functions a loss that applies softmax / log_softmax / sigmoid itself must not get
+_APPLIED = {"softmax": ("softmax", "log_softmax"), "log_softmax": ("softmax", "log_softmax"),
+            "sigmoid": ("sigmoid",)}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ def check_experiment(spec: ExperimentSpec, *, file: str | None = None) -> Facts:
     from deeppipe.training.checks import check_against as check_train
 
     try:
-        info = peek(spec.data.source)
+        info = peek(spec.data.source, on_error=spec.data.on_error)
     except SpecError as err:
         raise err.with_context(file=file) from None
     task = info.task
@@ -48,7 +55,13 @@ def check_experiment(spec: ExperimentSpec, *, file: str | None = None) -> Facts:
     n_train, n_val, n_test = _check_split(spec, info, file)
     shape = _check_augment(spec, info.sample_shape, file)
     model = _check_model(spec, task, shape, info, file)
-    check_train(spec.train, task, has_val=n_val > 0, model=model, image_input=len(shape) == 3, file=file)
+    train = with_model_loss(spec.train, spec.model)  # what training will use: the same resolution
+    _check_declared_loss(spec, train, task, file)
+    _check_output(model, task, train, file)
+    _check_sharing(model, train, file)
+    if info.num_samples is not None:
+        _check_batch_norm(spec, model, shape, n_train, file)
+    check_train(train, task, has_val=n_val > 0, model=model, image_input=len(shape) == 3, file=file)
     check_evaluate(spec.evaluate, task, file=file)
     return Facts(info, task, shape, model, n_train, n_val, n_test)
 
@@ -180,6 +193,96 @@ def _check_embeddings(model: nn.Module, info: SourceInfo, file: str | None) -> N
         raise SpecError(f"the largest token id is {int(info.max_input)} but the Embedding '{name}' has "
                         f"{table.num_embeddings} rows", path="model", file=file,
                         expected=f"num_embeddings > {int(info.max_input)}", found=table.num_embeddings)
+
+
+def _check_declared_loss(spec: ExperimentSpec, train: TrainConfig, task: Task, file: str | None) -> None:
+    """A loss the model declares (a zoo file's ``loss:``) is the default; one that cannot train
+    this task is refused where it comes from, with the way out (``train.loss``)."""
+    if spec.train.loss is not None or train.loss is None:
+        return
+    entry = LOSSES.entry(train.loss.name, path="train.loss.name")
+    if task.kind in entry.tasks:
+        return
+    zoo = getattr(spec.model, "zoo", None)
+    where = f"zoo model '{zoo}'" if zoo is not None else "the model section"
+    fitting = [e.name for e in LOSSES.entries() if task.kind in e.tasks]
+    raise SpecError(f"{where} declares the loss '{train.loss.name}', which does not fit a {task.kind} task",
+                    path="model.zoo" if zoo is not None else "model.loss", file=file,
+                    expected=f"train.loss naming one of {', '.join(fitting)}", found=train.loss.name)
+
+
+def _check_output(model: nn.Module, task: Task, train: TrainConfig, file: str | None) -> None:
+    """The network's last function against the task and the loss: an identity output for
+    regression, raw scores for a loss that applies softmax or sigmoid itself."""
+    from deeppipe.models.layer_graph import LayerGraph
+    from deeppipe.models.outputs import output_function
+
+    if not isinstance(model, LayerGraph):
+        return
+    last = output_function(model)
+    if last is None:
+        return
+    if task.kind == "regression":
+        raise SpecError(f"a regression network must end in an identity (linear) output, but it ends in "
+                        f"{last.layer} ('{last.name}'): regression targets are standardised and take any real "
+                        f"value, which a '{last.name}' output cannot reach", path=last.path, file=file,
+                        expected="a Linear layer last, no activation after it", found=last.layer)
+    name = loss_name(train.loss, task)
+    applies = LOSSES.entry(name).applies
+    if applies in _APPLIED and last.name in _APPLIED[applies]:
+        hint = " (a LogSoftmax output is what the nll loss takes)" if last.name == "log_softmax" else ""
+        raise SpecError(f"the network ends in {last.layer}, but the loss '{name}' applies {applies} itself: the "
+                        f"outputs would go through it twice{hint}", path=last.path, file=file,
+                        expected=f"raw scores (end in the Linear layer; the loss and the predictions apply "
+                        f"{applies})", found=last.layer)
+
+
+def _check_sharing(model: nn.Module, train: TrainConfig, file: str | None) -> None:
+    """Soft parameter sharing names two sub-networks of the same shape."""
+    from deeppipe.training.regularize import sharing_pairs
+
+    if train.regularization is None or not train.regularization.soft_sharing:
+        return
+    try:
+        sharing_pairs(model, train.regularization)
+    except SpecError as err:
+        raise err.with_context(file=file) from None
+
+
+def _check_batch_norm(spec: ExperimentSpec, model: nn.Module, shape: tuple[int, ...], n_train: int,
+                      file: str | None) -> None:
+    """Batch norm on features (one value per channel per sample) cannot train on a batch of one
+    sample: torch stops mid-epoch. Refused when batch_size is 1, or when the training part leaves
+    a last batch of one (offline augmentation changes that count: not checked then)."""
+    import torch
+
+    sizes: dict[str, int] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, inp, n=n: sizes.__setitem__(n, math.prod(inp[0].shape[2:])))
+             for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not hooks:
+        return
+    try:
+        with torch.no_grad():
+            model(torch.zeros((2, *shape), device="meta"))
+    except Exception:  # a network the meta run cannot take: its own checks spoke already
+        return
+    finally:
+        for h in hooks:
+            h.remove()
+    flat = [n for n, size in sizes.items() if size == 1]
+    batch = spec.train.batch_size
+    offline = spec.augment is not None and spec.augment.offline is not None
+    last = n_train % batch if not offline else 0
+    if not flat or (batch > 1 and last != 1):
+        return
+    why = "train.batch_size is 1" if batch == 1 else \
+        f"the {n_train} training samples leave a last batch of one sample at batch_size {batch}"
+    near = next((b for b in (batch + d for d in (1, -1, 2, -2, 3, -3, 4)) if b >= 2 and n_train % b != 1), None)
+    raise SpecError(f"batch norm layer '{flat[0]}' normalises each feature over the batch, and {why}: "
+                    "torch cannot train it on a single sample", path="train.batch_size", file=file,
+                    expected="a batch size of 2 or more" if batch == 1 else
+                    f"a batch_size that leaves no single sample over (e.g. {near})" if near else
+                    "more than one training sample", found=batch)
 
 
 def describe(facts: Facts) -> dict[str, Any]:

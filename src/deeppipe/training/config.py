@@ -67,12 +67,27 @@ class ElasticNetConfig(Strict):
     l1_ratio: float = Field(0.5, ge=0, le=1)
 
 
+class SoftSharingConfig(Strict):
+    """Soft parameter sharing: ``weight * ||theta_a - theta_b||^2`` over every parameter (weights
+    and biases) of two sub-networks of the same shape, named by their layer (node) names."""
+
+    a: str
+    b: str
+    weight: float = Field(..., gt=0)
+
+
 class RegularizationConfig(Strict):
-    """Penalties added to the loss, on weights only (never biases or norm-layer parameters)."""
+    """Penalties on weights only (never biases, norm-layer or activation parameters).
+
+    ``l1_mode: proximal`` (the default) applies the L1 part (``l1`` and the elastic net's) as a
+    soft-thresholding step after every optimiser step, which sets weights exactly to zero;
+    ``subgradient`` adds ``l1 * sum |w|`` to the loss instead (weights only hover near zero)."""
 
     l1: float = Field(0.0, ge=0)  # l1 * sum |w|
     l2: float = Field(0.0, ge=0)  # l2 / 2 * sum w^2 (gradient l2 * w: SGD weight decay)
     elastic_net: ElasticNetConfig | None = None
+    l1_mode: Literal["proximal", "subgradient"] = "proximal"
+    soft_sharing: list[SoftSharingConfig] = Field(default_factory=list)
 
 
 class ClipConfig(Strict):

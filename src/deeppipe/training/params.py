@@ -1,7 +1,8 @@
-"""Which parameters are which: weights vs biases/norm parameters, and name-pattern matching.
+"""Which parameters are which: weights vs biases/norm/activation parameters, and name patterns.
 
-Penalties and weight decay apply to *weights* only (CATALOGUE: a penalty never touches biases
-or norm-layer parameters), so this one rule is shared by the optimizer and the regulariser.
+Penalties and weight decay apply to *weights* only (CATALOGUE: a penalty never touches biases,
+norm-layer parameters or activation parameters such as PReLU's slopes), so this one rule is
+shared by the optimizer and the regulariser.
 """
 
 from __future__ import annotations
@@ -11,15 +12,26 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from deeppipe.errors import SpecError, closest
+from deeppipe.models.activations import activation_of
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 if hasattr(nn, "RMSNorm"):
     _NORMS = (*_NORMS, nn.RMSNorm)
 
 
+def is_activation(module: nn.Module) -> bool:
+    """An activation function (PReLU's learned slope, a registered activation with parameters):
+    its parameters shape the non-linearity, they are not connection weights."""
+    if isinstance(module, nn.MultiheadAttention):  # lives in torch.nn.modules.activation
+        return False
+    return (activation_of(module) is not None
+            or type(module).__module__ == nn.modules.activation.__name__)
+
+
 def is_weight(module: nn.Module, param_name: str) -> bool:
-    """A weight is a ``weight*`` tensor of a non-normalisation layer (RNN ``weight_ih_l0`` too)."""
-    return param_name.startswith("weight") and not isinstance(module, _NORMS)
+    """A weight is a ``weight*`` tensor of a layer that is neither a normalisation layer nor an
+    activation (RNN ``weight_ih_l0`` too)."""
+    return param_name.startswith("weight") and not isinstance(module, _NORMS) and not is_activation(module)
 
 
 def penalised_params(model: nn.Module) -> list[nn.Parameter]:

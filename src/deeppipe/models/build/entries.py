@@ -19,7 +19,8 @@ from deeppipe.models.meta import Choice
 ACTIVATION_LAYER = {"activation", "act"}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # names a node cannot take: they are attributes of the network it becomes a child of
-_RESERVED = ("infos", "node_names", "node_inputs", "output_index", "input_shape", "output_shape")
+_RESERVED = ("infos", "node_names", "node_inputs", "node_modules", "output_index", "input_shape",
+             "output_shape")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Entry:
     init: Choice | None = None
     activation: Any = None
     trainable: bool = True
+    share: str | None = None  # hard parameter sharing: the earlier layer whose module this reuses
 
 
 def parse_entry(raw: Any, path: str, ctx: Ctx) -> Entry:
@@ -49,12 +51,20 @@ def parse_entry(raw: Any, path: str, ctx: Ctx) -> Entry:
     try:
         tname = layer_key(raw)
     except ValueError as exc:
+        if "share" in raw:
+            raise err(str(exc), path, ctx, expected="share: <layer name>, with name: and from: only",
+                      found=[str(k) for k in raw]) from None
         types = [k for k in raw if k not in ENTRY_KEYS]
         several = len(types) != 1
         raise err(str(exc), path, ctx, expected="one layer name" if several else None,
                   found=list(raw) if several else types[0],
                   suggestion=next((c for t in types if (c := closest(str(t), ENTRY_KEYS))), None)
                   if several else None) from None
+    if tname is None:  # `share: enc`: the named layer's module again (its checks were made there)
+        return Entry(type="share", args={}, name=_name(raw["name"], join_path(path, "name"), ctx)
+                     if "name" in raw else None,
+                     sources=_sources(raw["from"], join_path(path, "from"), ctx) if "from" in raw else None,
+                     share=_name(raw["share"], join_path(path, "share"), ctx))
     e = Entry(type=tname, args=_arguments(tname, raw[tname], path, ctx))
     if "repeat" in raw:
         e.repeat = _repeat(raw["repeat"], join_path(path, "repeat"), ctx)

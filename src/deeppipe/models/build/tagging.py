@@ -50,7 +50,7 @@ def _activation_after(net: LayerGraph, k: int, after: Choice | None) -> Choice |
         if len(nxt) != 1:
             return None
         j = nxt[0]
-        m = net._modules[net.node_names[j]]
+        m = net.node_module(j)
         act = activation_of(m)
         if act is not None:
             return act
@@ -64,8 +64,8 @@ def tag_activations(module: nn.Module, after: Choice | None) -> None:
     """Tell every weight layer which activation follows it, so ``init: auto`` can match it."""
     meta = existing_meta(module)
     if isinstance(module, LayerGraph):
-        for k, name in enumerate(module.node_names):
-            tag_activations(module._modules[name], _activation_after(module, k, after))
+        for k in range(len(module.node_names)):
+            tag_activations(module.node_module(k), _activation_after(module, k, after))
     elif isinstance(module, nn.Sequential) and meta is not None and meta.type:
         children = list(module)
         for c_idx, child in enumerate(children):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from deeppipe.errors import SpecError, closest, join_path
+from deeppipe.errors import SpecError, closest, join_path, unknown
 from deeppipe.models.activations import make_activation
 from deeppipe.models.build.context import BlockDef, Built, Ctx, Flow, err
 from deeppipe.models.build.entries import Entry, parse_entry
@@ -18,6 +18,8 @@ from deeppipe.models.initialisers import is_weight_layer
 from deeppipe.models.layer_graph import LayerGraph, NodeInfo
 from deeppipe.models.meta import layer_type, meta_of
 from deeppipe.models.shapes import fmt
+
+MAX_REPEAT = 10_000  # copies of one layer entry (repeat: x depth_multiplier)
 
 
 def _resolve_sources(entry: Entry, i: int, names: dict[str, int], ctx: Ctx, path: str) -> list[int]:
@@ -59,11 +61,17 @@ def build_sequence(layers: object, flow: Flow, ctx: Ctx, path: str, *, output: s
     infos: list[NodeInfo] = []
     shapes: dict[int, tuple[tuple[int, ...], bool]] = {-1: (in_shape, flow.maps[0])}
     describe = {-1: "the input"}
+    shares: dict[int, int] = {}  # node -> the node whose module it runs (hard parameter sharing)
     for i, raw in enumerate(layers):
         epath = join_path(path, i)
         entry = parse_entry(raw, epath, ctx)
         srcs = _resolve_sources(entry, i, names, ctx, epath)
-        count, built = _build_copies(entry, srcs, shapes, describe, ctx, epath)
+        if entry.share is not None:
+            owner = _owner(entry.share, names, shares, ctx, join_path(epath, "share"))
+            count, built = None, _shared(modules[owner], node_names[owner], srcs, shapes, describe, ctx, epath)
+            shares[i] = owner
+        else:
+            count, built = _build_copies(entry, srcs, shapes, describe, ctx, epath)
         module = built.module
         _apply_entry_options(module, entry)
         key = entry.name or str(i)
@@ -78,7 +86,7 @@ def build_sequence(layers: object, flow: Flow, ctx: Ctx, path: str, *, output: s
         describe[i] = f"{join_path(epath, entry.type)} {fmt(built.shape)}"
         infos.append(NodeInfo(
             name=key,
-            type=layer_type(module, built.type),
+            type=built.type if entry.share is not None else layer_type(module, built.type),
             path=join_path(epath, entry.type),
             inputs=tuple("input" if j == -1 else node_names[j] for j in srcs),
             shape=built.shape,
@@ -93,7 +101,28 @@ def build_sequence(layers: object, flow: Flow, ctx: Ctx, path: str, *, output: s
                       suggestion=closest(output, names))
         out_index = names[output]
     _check_reachable(node_names, inputs, out_index, infos, ctx)
-    return LayerGraph(node_names, modules, inputs, out_index, infos, in_shape, block_type)
+    return LayerGraph(node_names, modules, inputs, out_index, infos, in_shape, block_type, shares=shares)
+
+
+def _owner(name: str, names: dict[str, int], shares: dict[int, int], ctx: Ctx, path: str) -> int:
+    """The node whose module ``share: name`` runs (following a chain of shares to its root)."""
+    if name not in names:
+        known = unknown("layer", name, names, path=path, file=ctx.file)
+        raise err(f"share: '{name}' is not the name of an earlier layer of this list", path, ctx,
+                  expected=known.expected if names else "the name: of an earlier layer", found=name,
+                  suggestion=known.suggestion)
+    return shares.get(names[name], names[name])
+
+
+def _shared(module: nn.Module, owner: str, srcs: list[int], shapes: dict[int, tuple[tuple[int, ...], bool]],
+            describe: dict[int, str], ctx: Ctx, epath: str) -> Built:
+    """Layer ``owner``'s own module on this entry's inputs: one set of parameters used twice, so
+    the gradient it receives is the sum over both places."""
+    flow = Flow([shapes[j][0] for j in srcs], [shapes[j][1] for j in srcs],
+                describe[srcs[0]] if len(srcs) == 1 else "")
+    kind = f"{layer_type(module, type(module).__name__)} (shares {owner})"
+    built = probe(module, None, kind, flow, ctx, join_path(epath, "share"))
+    return Built(module, built.shape, built.is_map, kind)
 
 
 def _build_copies(entry: Entry, srcs: list[int], shapes: dict[int, tuple[tuple[int, ...], bool]],
@@ -104,6 +133,9 @@ def _build_copies(entry: Entry, srcs: list[int], shapes: dict[int, tuple[tuple[i
     count = entry.repeat
     if count is not None and ctx.depth != 1.0 and count > 0:
         count = max(1, round(count * ctx.depth))
+    if count is not None and count > MAX_REPEAT:  # each copy is built: a typo of many digits would hang
+        raise err(f"repeat asks for {count:,} copies of a layer", join_path(epath, "repeat"), ctx,
+                  expected=f"at most {MAX_REPEAT:,} copies (after depth_multiplier)", found=entry.repeat)
     copies: list[Built] = []
     for _ in range(1 if count is None else count):
         b = build_node(entry, flow, ctx, epath, scale_width=epath != ctx.head_path)
