@@ -12,6 +12,7 @@ from kedro.io import DatasetError
 from deeppipe import artifact as art
 from deeppipe.artifact import ModelArtifact, assemble, load_artifact, save_artifact, serve_outputs
 from deeppipe.data.task import Task
+from deeppipe.files import ArtefactError
 from deeppipe.io import JsonDataset, NpzDataset
 
 SPEC = {"layers": [{"Flatten": {}}, {"Linear": {"out_features": 16}}, {"ReLU": {}}, {"Linear": {"out_features": 3}}]}
@@ -44,7 +45,7 @@ def test_weights_that_do_not_match_the_spec_are_refused(tmp_path: Path) -> None:
     a = _artifact()
     state = dict(a.state_dict)
     state.pop("normalizer.std")
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(ArtefactError, match="Missing key"):
         ModelArtifact(a.spec, a.meta, state).build()
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from deeppipe.data.normalize import Standardize
 from deeppipe.data.task import Task
-from deeppipe.files import atomic_dir
+from deeppipe.files import ArtefactError, atomic_dir
 
 
 class Network(nn.Module):
@@ -67,7 +67,13 @@ class ModelArtifact:
     def build(self) -> Network:
         """Rebuild the network from the spec and load the weights (strictly: every key must match)."""
         net = assemble(self.spec["model"], self.meta)
-        net.load_state_dict(self.state_dict, strict=True)
+        try:
+            net.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            raise ArtefactError(f"the model's weights do not fit the network its spec.yaml describes "
+                                f"({first[-1].strip() if first else exc}): the model folder is corrupt or was "
+                                "assembled from two models; train it again") from None
         net.eval()
         return net
 
@@ -100,11 +106,35 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> None:
         (tmp / "meta.json").write_text(json.dumps(artifact.meta, indent=2, sort_keys=True))
 
 
+def _corrupt(file: Path, why: str) -> ArtefactError:
+    return ArtefactError(f"{file} is corrupt ({why}): the model in {file.parent} cannot be loaded. Train it "
+                         "again (kedro run --pipeline <experiment> --tags train, or dvc repro).")
+
+
 def load_artifact(path: str | Path) -> ModelArtifact:
+    """Read a model folder; a missing, tampered or corrupt file is named (nothing in it is
+    evaluated: plain YAML and JSON, safetensors weights)."""
     root = Path(path)
-    spec = yaml.safe_load((root / "spec.yaml").read_text())
-    meta = json.loads((root / "meta.json").read_text())
-    state = load_file(str(root / "model.safetensors"))
+    for name in ("spec.yaml", "meta.json", "model.safetensors"):
+        if not (root / name).is_file():
+            raise ArtefactError(f"{root} is not a complete deeppipe model folder: {name} is missing")
+    try:
+        spec = yaml.safe_load((root / "spec.yaml").read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # a python tag is a YAMLError: refused, not run
+        raise _corrupt(root / "spec.yaml", f"not plain YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        meta = json.loads((root / "meta.json").read_bytes().decode("utf-8"))
+    except ValueError as exc:
+        raise _corrupt(root / "meta.json", f"not valid JSON: {exc}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+        raise _corrupt(root / "spec.yaml", "it holds no model section")
+    if not isinstance(meta, dict) or not {"task", "input_shape"} <= set(meta):
+        raise _corrupt(root / "meta.json", "it lacks the task and input shape")
+    try:
+        state = load_file(str(root / "model.safetensors"))
+    except Exception:  # safetensors' SafetensorError (a pickle or junk renamed), OSError
+        raise _corrupt(root / "model.safetensors", "not a safetensors file: a pickle or another format "
+                       "renamed, or a truncated write; nothing in it was run") from None
     return ModelArtifact(spec=spec, meta=meta, state_dict=state)
 
 

@@ -31,6 +31,46 @@ class Strict(BaseModel):
             return {}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, data: Any) -> Any:
+        return no_bool_as_number(cls, data)
+
+
+def no_bool_as_number(model: type[BaseModel], data: Any) -> Any:
+    """pydantic takes ``true`` for 1 in a number field (``epochs: true`` would train one epoch): a
+    boolean where the field takes none is handed on as a value every number type refuses, so the
+    error names the key."""
+    if not isinstance(data, dict):
+        return data
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+    bad = [k for k, v in data.items() if isinstance(v, bool) and k in fields and not _admits_bool(fields[k].annotation)]
+    return {**data, **{k: _Boolean(data[k]) for k in bad}} if bad else data
+
+
+class _Boolean:
+    """A YAML boolean standing where a number or name belongs (what the error's ``found`` shows)."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{str(self.value).lower()} (a YAML boolean)"
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type takes a boolean as itself (bool, Any, Literal[True], a union with them)."""
+    if annotation is bool or annotation is Any or annotation is None:
+        return annotation is not None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _admits_bool(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_admits_bool(a) for a in args)
+    if origin is typing.Literal:
+        return any(isinstance(a, bool) for a in args)
+    return annotation is object
+
 
 class Component(BaseModel):
     """A component chosen by name plus that component's own keyword arguments
@@ -42,7 +82,7 @@ class Component(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _bare_name(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
+        return no_bool_as_number(cls, {"name": data} if isinstance(data, str) else data)
 
     def kwargs(self) -> dict[str, Any]:
         """The component's own arguments: the extra keys plus declared fields other than ``name``

@@ -11,9 +11,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import AbstractDataset, DataCatalog, DatasetError
 
-from deeppipe.files import atomic_write, load_npz, save_npz, write_json
+from deeppipe.files import atomic_dir, atomic_write, load_npz, save_npz, write_json
+
+
+class Catalog(DataCatalog):
+    """Kedro's catalog, except that a deeppipe error while loading or saving an artefact (a full
+    disk, a corrupt model folder: ``deeppipe.files.ArtefactError``) reaches ``kedro run`` as itself,
+    one message without a traceback; Kedro's catalog would wrap it in a DatasetError."""
+
+    def load(self, ds_name: str, version: str | None = None) -> Any:
+        try:
+            return super().load(ds_name, version)
+        except DatasetError as exc:
+            raise _ours(exc) from None
+
+    def save(self, ds_name: str, data: Any) -> None:
+        try:
+            super().save(ds_name, data)
+        except DatasetError as exc:
+            raise _ours(exc) from None
+
+
+def _ours(exc: BaseException) -> BaseException:
+    from deeppipe.files import ArtefactError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ArtefactError):
+        cause = cause.__cause__
+    return cause if cause is not None else exc
 
 
 # ------------------------------------------------------------------------------ catalog types
@@ -33,8 +60,10 @@ class _FileDataset(AbstractDataset):
         return self._filepath.exists()
 
     def _missing(self) -> DatasetError:
-        return DatasetError(f"{self._filepath} does not exist yet: run the stage that writes it first "
-                            f"(kedro run --pipeline <experiment> without --tags, or dvc repro)")
+        from deeppipe.files import ArtefactError
+
+        return ArtefactError(f"{self._filepath} does not exist yet: run the stage that writes it first "
+                             f"(kedro run --pipeline <experiment> without --tags, or dvc repro)")
 
     def _check(self) -> None:
         if not self._exists():
@@ -135,8 +164,9 @@ class PngFolderDataset(_FileDataset):
         return {p.stem: p.read_bytes() for p in sorted(self._filepath.glob("*.png"))}
 
     def save(self, data: dict[str, bytes]) -> None:
-        for name, png in data.items():
-            atomic_write(self._filepath / f"{name}.png", png)
+        with atomic_dir(self._filepath) as tmp:  # the folder as one unit: no old figure beside new ones
+            for name, png in data.items():
+                (tmp / f"{name}.png").write_bytes(png)
 
 
 class FolderPath(_FileDataset):

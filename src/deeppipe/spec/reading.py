@@ -14,6 +14,7 @@ from deeppipe.errors import SpecError
 MAX_FILE_BYTES = 1 << 20  # an experiment file is a page of YAML, not a data set
 MAX_DEPTH = 64
 MAX_ALIASES = 200
+MAX_NODES = 200_000  # values once every alias is expanded: a spec is hundreds, a "billion laughs" is 2^40
 
 
 class _Loader(yaml.SafeLoader):
@@ -38,6 +39,11 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _expanded_size(node, {}, set())
+        return node
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
@@ -50,6 +56,28 @@ class _Loader(yaml.SafeLoader):
             if isinstance(key, (str, int, float, bool)):
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` stands for with its aliases expanded (each shared node counted once
+    per use, computed once); a document over MAX_NODES, or one that contains itself, is refused."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise yaml.YAMLError("an alias refers to a value that contains it (a recursive document): refused")
+    open_.add(key)
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(v, sizes, open_) for v in node.value)
+    open_.discard(key)
+    if size > MAX_NODES:
+        raise yaml.YAMLError(f"expands to more than {MAX_NODES:,} values once its aliases (*name) are "
+                             "resolved (an alias bomb?): refused")
+    sizes[key] = size
+    return size
 
 
 def parse_yaml(text: str, *, file: str) -> Any:

@@ -1,14 +1,16 @@
 """Checkpoints: everything needed to continue a run bit for bit, written atomically.
 
-One file, ``last.pt``, replaced atomically (deeppipe.files) so a SIGKILL leaves either the old or the new
-checkpoint, never half of one. Only tensors and plain containers are stored, so loading uses
-``torch.load(weights_only=True)`` (no pickled code runs). ``meta.json`` next to it is what
-``checkpoint_info`` reads without touching torch.
+A checkpoint is one file, ``last.pt``, replaced atomically (deeppipe.files): a SIGKILL leaves either
+the old or the new checkpoint, never half of one, and never a state told in two places (an
+earlier layout kept a ``meta.json`` beside it; a kill between the two renames left them
+disagreeing). ``checkpoint_info`` reads the small part of the same file (memory-mapped: the
+tensors are not read). Only tensors and plain containers are stored, so loading uses
+``torch.load(weights_only=True)``: no pickled code runs, and a file that is anything else is
+refused with deeppipe's own message.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,12 @@ import numpy as np
 import torch
 
 from deeppipe.files import atomic_write
+from deeppipe.training.errors import TrainingError
 
 CHECKPOINT = "last.pt"
-META = "meta.json"
+INFO = ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")
+_LEGACY_META = "meta.json"
+_REQUIRED = {"model", "optimizer", "epoch", "spec_hash", "finished", "history", "rng", "best"}
 
 
 def rng_state() -> dict[str, Any]:
@@ -47,41 +52,52 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(directory: Path, payload: dict[str, Any]) -> Path:
-    """Write the checkpoint, then its meta.json (both atomically)."""
+    """Write the checkpoint: one file, one rename."""
     directory = Path(directory)
-    path = directory / CHECKPOINT
-    atomic_write(path, lambda f: torch.save(payload, f))
-    meta = {k: payload[k] for k in ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")}
-    meta["best_metric"] = None if meta["best_metric"] is None else float(meta["best_metric"])
-    atomic_write(directory / META, json.dumps(meta, indent=1))
+    path = atomic_write(directory / CHECKPOINT, lambda f: torch.save(payload, f))
+    (directory / _LEGACY_META).unlink(missing_ok=True)  # a stale second opinion would only mislead
     return path
 
 
-def load(directory: Path, map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
+def not_a_checkpoint(path: Path, why: str) -> TrainingError:
+    # never PyTorch's own text: it advises loading with weights_only=False, which runs pickled code
+    return TrainingError(
+        f"{path} is not a deeppipe checkpoint ({why}): it was not loaded and nothing in it ran. "
+        f"Delete {path.parent} to train from scratch.")
+
+
+def load(directory: Path, map_location: torch.device | str = "cpu", *, mmap: bool = False) -> dict[str, Any] | None:
+    """The checkpoint in ``directory`` (None if there is none); anything that is not one of
+    deeppipe's checkpoints (corrupt, truncated, tampered with) is a TrainingError."""
     path = Path(directory) / CHECKPOINT
-    if not path.exists():
+    if not path.is_file():
         return None
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+        why = ("it holds objects other than tensors and plain containers" if "Unpickl" in type(exc).__name__
+               else "it is corrupt or truncated")
+        raise not_a_checkpoint(path, why) from None
+    if not isinstance(payload, dict) or not set(payload) >= _REQUIRED:
+        raise not_a_checkpoint(path, "its contents are not a training state")
+    return payload
 
 
 def checkpoint_info(checkpoint_dir: str | Path | None) -> dict[str, Any] | None:
     """What a checkpoint folder holds, cheaply: ``{epoch, spec_hash, finished, best_epoch,
-    best_metric}`` or None. Call it before opening an MLflow run to decide whether to resume it.
-
-    ``epoch`` is the number of completed epochs.
-    """
+    best_metric}`` or None. ``epoch`` is the number of completed epochs."""
     if checkpoint_dir is None:
         return None
-    directory = Path(checkpoint_dir)
-    if not (directory / CHECKPOINT).exists():
+    payload = load(Path(checkpoint_dir), mmap=True)
+    if payload is None:
         return None
-    meta_path = directory / META
-    if meta_path.exists():
-        try:
-            return json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            pass
-    payload = load(directory)
-    return {
-        k: payload.get(k) for k in ("epoch", "spec_hash", "finished", "best_epoch", "best_metric")
-    }
+    info = {k: payload.get(k) for k in INFO}
+    if info["best_metric"] is not None:
+        info["best_metric"] = float(info["best_metric"])
+    return info
+
+
+def checkpoint_history(checkpoint_dir: str | Path) -> list[dict[str, float]]:
+    """The per-epoch records the checkpoint holds (what a continued MLflow run must show)."""
+    payload = load(Path(checkpoint_dir), mmap=True)
+    return [dict(h) for h in payload["history"]] if payload else []

@@ -91,11 +91,30 @@ class Reader:
         raise NotImplementedError
 
     @classmethod
-    def peek(cls, src: Any) -> SourceInfo:
-        return SourceInfo.of(cls.read(src, "skip"))
+    def peek(cls, src: Any, on_error: str = "raise") -> SourceInfo:
+        return SourceInfo.of(cls.read(src, on_error))
+
+
+def finite_rows(y: np.ndarray, on_error: str, where: str, what: str = "target") -> np.ndarray:
+    """Which samples have finite numeric values in ``y`` (NaN or inf would become a class 'nan' or
+    a loss of NaN): all of them, or an error (``on_error: raise``), or the others, counted (``skip``)."""
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.complexfloating)):
+        return np.ones(len(y), dtype=bool)
+    ok = np.isfinite(y.reshape(len(y), -1)).all(axis=1) if len(y) else np.ones(0, dtype=bool)
+    if ok.all():
+        return ok
+    bad = np.flatnonzero(~ok)
+    if on_error == "raise":
+        raise DataError(f"{len(bad)} {what}(s) are NaN or infinite", file=where,
+                        expected=f"finite {what} values (or data.on_error: skip to drop those samples)",
+                        found=f"{y[bad[0]]!r} at index {int(bad[0])}")
+    log.warning("dropped %d sample(s) of %s whose %s is NaN or infinite (data.on_error: skip)", len(bad), where,
+                what)
+    return ok
 
 
 def _count_images(folder: Path) -> int:
     if not folder.is_dir():
         return 0
-    return sum(1 for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    return sum(1 for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+               and not f.name.startswith("."))

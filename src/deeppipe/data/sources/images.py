@@ -113,41 +113,119 @@ def _idx_classes(src: Any, labels: np.ndarray) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def _read_idx_source(src: Any) -> Samples:
-    paths = _idx_paths(src)
-    xs = [read_idx(paths["train_x"])]
-    ys = [read_idx(paths["train_y"])]
-    n_test = 0
+def _valid_labels(src: Any, y: np.ndarray, where: Path, on_error: str) -> np.ndarray:
+    """Which samples have a label the data set can mean: below ``class_names``' count, and with
+    no unused class numbers below it (one corrupt byte, 200, would otherwise make a 201-class
+    head). Refused (``on_error: raise``), or those samples dropped and counted (``skip``)."""
+    if not len(y):
+        return np.ones(0, dtype=bool)
+    if src.class_names:
+        limit, why = len(src.class_names), f"data.source.class_names lists {len(src.class_names)} classes"
+    else:
+        present = np.unique(y)
+        gaps = np.setdiff1d(np.arange(int(present.max()) + 1), present)
+        if not len(gaps) or y.min() < 0:
+            return y >= 0
+        limit = int(gaps[0])
+        why = f"no sample has label {limit}, yet some have labels above it (a corrupt label?)"
+    ok = (y >= 0) & (y < limit)
+    if ok.all():
+        return ok
+    bad = np.flatnonzero(~ok)
+    if on_error == "raise":
+        raise DataError(f"{len(bad)} label(s) outside 0..{limit - 1}: {why}", file=str(where),
+                        expected=f"labels 0..{limit - 1} (data.source.class_names if some classes have no "
+                        "sample; data.on_error: skip drops those samples)",
+                        found=f"label {int(y[bad[0]])} at index {int(bad[0])}")
+    log.warning("dropped %d sample(s) of %s with labels outside 0..%d (data.on_error: skip)", len(bad), where,
+                limit - 1)
+    return ok
+
+
+def _idx_labels(src: Any, paths: dict[str, Path], on_error: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The labels of each part (train, official test) and which of them are kept."""
+    ys = [read_idx(paths["train_y"]).astype(np.int64)]
     if "test_x" in paths and "test_y" in paths:
-        xs.append(read_idx(paths["test_x"]))
-        ys.append(read_idx(paths["test_y"]))
-        n_test = len(ys[-1])
+        ys.append(read_idx(paths["test_y"]).astype(np.int64))
+    keep = _valid_labels(src, np.concatenate(ys), paths["train_y"], on_error)
+    cut = np.cumsum([len(y) for y in ys])[:-1]
+    return ys, np.split(keep, cut)
+
+
+def _read_idx_source(src: Any, on_error: str) -> Samples:
+    paths = _idx_paths(src)
+    ys, keeps = _idx_labels(src, paths, on_error)
+    xs = [read_idx(paths["train_x"])] + ([read_idx(paths["test_x"])] if len(ys) > 1 else [])
     for xa, ya, key in zip(xs, ys, ("train", "test")):
         if len(xa) != len(ya):
             raise DataError(f"{key} images and labels differ in count", file=str(paths[f"{key}_x"]),
                             expected=f"{len(ya)} images", found=len(xa))
-    x = np.concatenate(xs).astype(np.float32)
-    if x.max() > 1.0:
+    n_test = int(keeps[1].sum()) if len(ys) > 1 else 0
+    x = np.concatenate([xa[k] for xa, k in zip(xs, keeps)]).astype(np.float32)
+    if x.size and x.max() > 1.0:
         x /= 255.0
     x = x[:, None] if x.ndim == 3 else x
-    y = np.concatenate(ys).astype(np.int64)
-    classes = _idx_classes(src, y)
-    if y.max() >= len(classes):
-        raise DataError("label outside the declared classes", file=str(paths["train_y"]),
-                        expected=f"labels 0..{len(classes) - 1}", found=int(y.max()))
+    y = np.concatenate([ya[k] for ya, k in zip(ys, keeps)])
+    classes = _idx_classes(src, y) if len(y) else list(src.class_names or [])
     return Samples(x, y, _classification_task(classes), n_official_test=n_test,
                    meta={"source": f"idx:{src.path}"})
 
 
 # -------------------------------------------------------------------------- image folder
-def _class_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _ignored(p: Path) -> bool:
+    """Hidden entries and archivers' metadata (``.DS_Store``, ``._x.png``, ``__MACOSX/``) are no data."""
+    return p.name.startswith((".", "__"))
+
+
+def _class_dirs(root: Path, on_error: str = "raise") -> list[Path]:
+    """The class folders under ``root``; one holding no image is refused (it would be a class no
+    sample has) or, with ``on_error: skip``, left out with a warning."""
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not _ignored(p))
+    empty = [p for p in dirs if not _count_images(p)]
+    if empty and on_error == "raise":
+        raise DataError(f"class folder '{empty[0].name}' holds no images: it would be a class no sample has",
+                        file=str(empty[0]), expected="image files in every class folder (or data.on_error: skip "
+                        "to leave empty folders out)", found=f"{len(empty)} empty folder(s)")
+    if empty:
+        log.warning("left out %d class folder(s) without images under %s: %s", len(empty), root,
+                    ", ".join(p.name for p in empty))
+    return [p for p in dirs if p not in empty]
+
+
+def _test_only_classes(root: Path, classes: list[str], on_error: str) -> None:
+    """A class folder under test/ with no match under train/ would be dropped uncounted."""
+    extra = [p for p in _class_dirs(root / "test", "skip") if p.name not in classes]
+    if not extra:
+        return
+    n = sum(_count_images(p) for p in extra)
+    if on_error == "raise":
+        raise DataError(f"class '{extra[0].name}' is only in test/ ({n} image(s)): the model could never "
+                        "predict it", file=str(extra[0]), expected=f"the classes of train/: {classes} (or "
+                        "data.on_error: skip to drop those images)", found=[p.name for p in extra])
+    log.warning("dropped %d test image(s) of class(es) not in train/: %s (data.on_error: skip)", n,
+                ", ".join(p.name for p in extra))
+
+
+def _full_scale(mode: str, largest: float) -> float:
+    """The value meaning "white" in a wide grey image: 65535 for 16-bit, 1.0 for floats in [0, 1]."""
+    if mode.startswith("I;16"):
+        return 65535.0
+    if mode == "F" and largest <= 1.0:
+        return 1.0
+    return 255.0 if mode == "F" and largest <= 255 else 65535.0 if largest <= 65535 else 2.0**32 - 1
 
 
 def _read_image(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
+        if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey: scale by its own range, not 8 bits
+            wide = np.asarray(im, dtype=np.float64)
+            top = _full_scale(im.mode, float(wide.max()) if wide.size else 0.0)
+            grey = Image.fromarray((np.clip(wide, 0, None) / top).astype(np.float32), mode="F")
+            arr = np.asarray(grey.resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32)
+            arr = np.clip(arr, 0.0, 1.0)
+            return arr[None] if channels == 1 else np.repeat(arr[None], 3, axis=0)
         im = im.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
         arr = np.asarray(im, dtype=np.float32) / 255.0
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
@@ -160,7 +238,7 @@ def _read_folder(root: Path, classes: list[str], src: Any, on_error: str, skippe
         if not folder.is_dir():
             continue
         for f in sorted(folder.rglob("*")):
-            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES:
+            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES or _ignored(f):
                 continue
             try:
                 xs.append(_read_image(f, tuple(src.size), src.channels))
@@ -177,9 +255,11 @@ def _read_image_folder(src: Any, on_error: str) -> Samples:
     root = Path(src.path)
     has_official = (root / "train").is_dir() and (root / "test").is_dir()
     train_root = root / "train" if has_official else root
-    classes = [p.name for p in _class_dirs(train_root)]
+    classes = [p.name for p in _class_dirs(train_root, on_error)]
     if not classes:
         raise DataError("no class sub-folders", file=str(root), expected="one folder per class holding images")
+    if has_official:
+        _test_only_classes(root, classes, on_error)
     skipped: list[str] = []
     xs, ys = _read_folder(train_root, classes, src, on_error, skipped)
     n_test = 0
@@ -201,22 +281,17 @@ def _read_image_folder(src: Any, on_error: str) -> Samples:
 class IdxReader(Reader):
     """MNIST-format IDX files; the t10k files are the official test split."""
 
-    @staticmethod
-    def read(src: Any, on_error: str) -> Samples:
-        return _read_idx_source(src)
+    read = staticmethod(_read_idx_source)
 
     @classmethod
-    def peek(cls, src: Any) -> SourceInfo:  # the headers and the labels: no image is read
+    def peek(cls, src: Any, on_error: str = "raise") -> SourceInfo:  # the headers and the labels: no image is read
         paths = _idx_paths(src)
         dims = read_idx(paths["train_x"], header_only=True)
-        labels = [read_idx(paths["train_y"])]
-        n_test = 0
-        if "test_x" in paths and "test_y" in paths:
-            labels.append(read_idx(paths["test_y"]))
-            n_test = len(labels[-1])
-        y = np.concatenate(labels).astype(np.int64)
+        ys, keeps = _idx_labels(src, paths, on_error)
+        n_test = int(keeps[1].sum()) if len(ys) > 1 else 0
+        y = np.concatenate([ya[k] for ya, k in zip(ys, keeps)])
         shape = (1, *dims[1:]) if len(dims) == 3 else tuple(dims[1:])
-        task = _classification_task(_idx_classes(src, y))
+        task = _classification_task(_idx_classes(src, y) if len(y) else list(src.class_names or []))
         counts = tuple(int(c) for c in np.bincount(y, minlength=task.num_classes)) if len(y) else None
         return SourceInfo(tuple(shape), task, len(y), n_test, counts)
 
@@ -225,18 +300,18 @@ class IdxReader(Reader):
 class ImageFolderReader(Reader):
     """One sub-folder of images per class; train/ and test/ sub-folders are the official split."""
 
-    @staticmethod
-    def read(src: Any, on_error: str) -> Samples:
-        return _read_image_folder(src, on_error)
+    read = staticmethod(_read_image_folder)
 
     @classmethod
-    def peek(cls, src: Any) -> SourceInfo:  # the spec fixes the size, the folders the classes
+    def peek(cls, src: Any, on_error: str = "raise") -> SourceInfo:  # the spec fixes the size, the folders the classes
         root = Path(src.path)
         train_root = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
-        classes = [p.name for p in _class_dirs(train_root)] if train_root.is_dir() else []
+        classes = [p.name for p in _class_dirs(train_root, on_error)] if train_root.is_dir() else []
         if not classes:
             raise DataError("no class sub-folders", file=str(root), expected="one folder per class holding images")
         official = train_root != root
+        if official:
+            _test_only_classes(root, classes, on_error)
         counts = [_count_images(train_root / c) + (_count_images(root / "test" / c) if official else 0)
                   for c in classes]
         n_test = sum(_count_images(root / "test" / c) for c in classes) if official else 0

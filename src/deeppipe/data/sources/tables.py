@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from deeppipe.config import Strict
-from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task
+from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task, finite_rows
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
 from deeppipe.registry import SOURCES
@@ -70,6 +70,13 @@ def _read_sklearn(src: Any) -> Samples:
 def _targets(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, Task, dict[str, Any]]:
     """Map a target column to class indices (mapping kept) or float regression values."""
     numeric = np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.bool_)
+    if raw.ndim > 2 or (raw.ndim == 2 and (task == "classification" or not numeric or _one_hot(raw))):
+        hint = " (one-hot rows? store the class index instead: y.argmax(1))" if raw.ndim == 2 else ""
+        raise DataError(f"targets of shape {raw.shape[1:]} per sample{hint}", file=where,
+                        expected="one class label per sample (1-D), or a 2-D array of numbers with task: regression",
+                        found=f"shape {raw.shape}")
+    if raw.ndim == 2 and task == "auto":
+        task = "regression"  # several real-valued outputs per sample
     if task == "auto":
         if not numeric:
             task = "classification"
@@ -85,6 +92,12 @@ def _targets(raw: np.ndarray, task: str, where: str) -> tuple[np.ndarray, Task, 
     mapping = {str(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
     y = np.searchsorted(classes, raw).astype(np.int64)
     return y, _classification_task(list(mapping)), {"class_mapping": mapping}
+
+
+def _one_hot(raw: np.ndarray) -> bool:
+    """Rows of 0/1 with a single 1: class labels written as one-hot vectors."""
+    values = np.unique(raw)
+    return raw.shape[1] > 1 and bool(np.isin(values, (0, 1)).all()) and bool((raw.sum(axis=1) == 1).all())
 
 
 def _read_csv(src: Any, on_error: str) -> Samples:
@@ -104,6 +117,10 @@ def _read_csv(src: Any, on_error: str) -> Samples:
         raise SpecError("target column not in the CSV", path="data.source.target", expected=list(df.columns),
                         found=src.target, candidates=list(df.columns))
     features = src.features or [c for c in df.columns if c != src.target]
+    if src.target in features:
+        raise SpecError("the target column is also listed as a feature: the network would be given the answer",
+                        path="data.source.features", expected=f"feature columns other than '{src.target}'",
+                        found=features)
     missing = [c for c in features if c not in df.columns]
     if missing:
         raise SpecError("feature column not in the CSV", path="data.source.features", found=missing[0],
@@ -120,6 +137,9 @@ def _read_csv(src: Any, on_error: str) -> Samples:
         raise DataError(f"{int(rows.sum())} row(s) with missing values (first: data row {first + 1})", file=str(path),
                         expected="complete rows (or set data.on_error: skip)")
     df = df[~rows]
+    raw = df[src.target].to_numpy()
+    keep = finite_rows(raw, on_error, str(path))  # 'inf' parses as a number, not as missing
+    df, skipped = df[keep], skipped + int((~keep).sum())
     y, task, meta = _targets(df[src.target].to_numpy(), src.task, str(path))
     if skipped:
         log.warning("skipped %d CSV row(s) in %s: %d malformed, %d with missing values", skipped, path,
@@ -128,29 +148,66 @@ def _read_csv(src: Any, on_error: str) -> Samples:
                    meta={"source": f"csv:{path}", "feature_names": features, "skipped_rows": skipped, **meta})
 
 
-def _read_npz(src: Any) -> Samples:
-    path = Path(src.path)
+def _npz_arrays(src: Any, path: Path) -> dict[str, np.ndarray]:
+    """The arrays the section names, each checked: present, numeric, one row per sample."""
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as exc:
         raise DataError(f"cannot read npz: {exc}", file=str(path)) from None
-    for key, label in ((src.x, "data.source.x"), (src.y, "data.source.y")):
+    if bool(src.x_test) != bool(src.y_test):
+        given, other = ("x_test", "y_test") if src.x_test else ("y_test", "x_test")
+        raise SpecError(f"{given} is given without {other}: the official test split needs both",
+                        path=f"data.source.{given}", file=str(path),
+                        expected=f"data.source.{other} naming its array too (or neither)", found=getattr(src, given))
+    names = {"x": src.x, "y": src.y, **({"x_test": src.x_test, "y_test": src.y_test} if src.x_test else {})}
+    out = {}
+    for role, key in names.items():
         if key not in arrays:
-            raise SpecError("array not in the npz file", path=label, file=str(path), found=key,
+            raise SpecError("array not in the npz file", path=f"data.source.{role}", file=str(path), found=key,
                             candidates=list(arrays))
-    x, y_raw = arrays[src.x], arrays[src.y]
+        a = arrays[key]
+        kind = "inputs" if role.startswith("x") else "targets"
+        if a.ndim == 0:
+            raise DataError(f"array '{key}' is a single value, not one row per sample", file=str(path),
+                            expected=f"{kind} with samples along the first axis", found=f"shape {a.shape}")
+        if a.dtype.kind == "c":
+            raise DataError(f"array '{key}' holds complex numbers: their imaginary part would be lost",
+                            file=str(path), expected="real numbers (store the real and imaginary parts as two "
+                            "channels or features)", found=str(a.dtype))
+        if a.dtype.kind not in "biuf" and (kind == "inputs" or a.dtype.kind not in "US"):
+            raise DataError(f"array '{key}' is not numeric", file=str(path),
+                            expected=f"numeric {kind}" + ("" if kind == "inputs" else " or class names"),
+                            found=str(a.dtype))
+        out[role] = a
+    if "x_test" in out:
+        for role in ("x", "y"):
+            a, t = out[role], out[f"{role}_test"]
+            if a.shape[1:] != t.shape[1:] or (a.dtype.kind != t.dtype.kind and "U" in (a.dtype.kind, t.dtype.kind)):
+                raise DataError(f"'{names[role + '_test']}' does not match '{names[role]}'", file=str(path),
+                                expected=f"samples of shape {a.shape[1:]}", found=f"shape {t.shape[1:]}")
+    return out
+
+
+def _read_npz(src: Any, on_error: str) -> Samples:
+    path = Path(src.path)
+    arrays = _npz_arrays(src, path)
+    x, y_raw = arrays["x"], arrays["y"]
     n_test = 0
-    if src.x_test and src.y_test:
-        x = np.concatenate([x, arrays[src.x_test]])
-        y_raw = np.concatenate([y_raw, arrays[src.y_test]])
-        n_test = len(arrays[src.y_test])
+    if "x_test" in arrays:
+        n_test = len(arrays["y_test"])
+        x = np.concatenate([x, arrays["x_test"]])
+        y_raw = np.concatenate([y_raw, arrays["y_test"]])
     if len(x) != len(y_raw):
         raise DataError("inputs and targets differ in length", file=str(path), expected=len(y_raw), found=len(x))
+    keep = finite_rows(y_raw, on_error, str(path))
+    if not keep.all():
+        n_test -= int((~keep[len(keep) - n_test:]).sum()) if n_test else 0
+        x, y_raw = x[keep], y_raw[keep]
     x = x.astype(np.float32)
     if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-    if x.ndim >= 3 and x.max() > 1.0:
+    if x.ndim >= 3 and x.size and x.max() > 1.0:
         x = x / 255.0
     y, task, meta = _targets(y_raw, src.task, str(path))
     if src.class_names and task.is_classification:
@@ -186,4 +243,4 @@ class NpzReader(Reader):
 
     @staticmethod
     def read(src: Any, on_error: str) -> Samples:
-        return _read_npz(src)
+        return _read_npz(src, on_error)
