@@ -1,4 +1,4 @@
-"""Kedro's project CLI for deeppipe: ``kedro run`` with deeppipe's ``--params`` parser.
+"""Kedro's project CLI for deeppipe: ``kedro run`` with deeppipe's ``--params`` parser and console.
 
 Kedro splits ``--params`` at every comma, so ``train.optimizer.betas=[0.9,0.99]`` cannot be
 given; deeppipe's parser (``deeppipe.spec.overrides``, also used by ``deeppipe validate``)
@@ -32,7 +32,9 @@ def _parse_params(ctx: click.Context, param: click.Parameter, value: Any) -> dic
     return parsed
 
 
-def _with_params_parser(command: click.Command) -> click.Command:
+def _deeppipe_run(command: click.Command) -> click.Command:
+    """Kedro's run with deeppipe's --params parser, ``--pipeline`` taken as ``--pipelines`` (the
+    spelling the docs use, without Kedro's deprecation warning) and a ``--verbose`` flag."""
     cmd = copy.copy(command)
     cmd.params = []
     for p in command.params:
@@ -40,6 +42,20 @@ def _with_params_parser(command: click.Command) -> click.Command:
         if p.name == "params":
             p.callback = _parse_params
         cmd.params.append(p)
+    cmd.params.append(click.Option(["--verbose", "-v"], is_flag=True,
+                                   help="Also show Kedro's dataset and node lines and third-party warnings."))
+    kedro_callback = command.callback
+
+    def callback(*, pipeline: str | None = None, pipelines: list[str] | None = None, verbose: bool = False,
+                 **kwargs: Any) -> Any:
+        from deeppipe.console import configure
+
+        configure(verbose=verbose)
+        if pipeline:
+            pipelines = [*(pipelines or []), *(p.strip() for p in pipeline.split(",") if p.strip())]
+        return kedro_callback(pipeline=None, pipelines=pipelines or [], **kwargs)
+
+    cmd.callback = callback
     return cmd
 
 
@@ -48,4 +64,4 @@ def cli() -> None:
     """deeppipe's project commands."""
 
 
-cli.add_command(_with_params_parser(kedro_run), "run")
+cli.add_command(_deeppipe_run(kedro_run), "run")

@@ -59,3 +59,52 @@ def test_repro_reruns_only_affected_stages(tmp_path: Path) -> None:
     spec["evaluate"] = {"metrics": ["accuracy"]}
     spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     assert run(["deeppipe", "dvc", "--check"], project, check=False).returncode != 0
+
+
+def test_dvc_output_follows_the_task_and_stays_readable(tmp_path: Path) -> None:
+    """Regression gets predicted-vs-true and residual plots (no confusion matrix); metrics.json
+    holds the headline figures (per-class ones live in per_class.json); params are the scalar
+    values a user compares, a layer list being one value."""
+    from deeppipe.dvcgen import build_dvc_yaml
+
+    regression = {"seed": 1, "data": {"source": {"type": "sklearn", "name": "diabetes"}},
+                  "model": {"layers": [{"Linear": {"out_features": 8}}, {"ReLU": {}}, {"Linear": {"out_features": 1}}]},
+                  "train": {"epochs": 2, "progress": False}}
+    project = make_project(tmp_path / "p", {"digits_tiny": TINY_DIGITS, "diab": regression})
+    dvc = yaml.safe_load(build_dvc_yaml(project / "pipelines"))
+    plots = {next(iter(p)) for p in dvc["plots"]}
+    assert {"diab: predicted vs true", "diab: residuals"} <= plots and "diab: confusion matrix" not in plots
+    assert "digits_tiny: confusion matrix" in plots
+    (params,) = dvc["stages"]["digits_tiny-train"]["params"]
+    keys = params["pipelines/digits_tiny.yml"]
+    assert "model.layers" in keys and "train.optimizer.lr" in keys and "train" not in keys
+    run(["kedro", "run", "--pipeline", "digits_tiny"], project)
+    metrics = json.loads((project / "data/08_reporting/digits_tiny/metrics.json").read_text())
+    assert set(metrics) == {"test", "train", "evaluated_on"} and len(metrics["test"]) <= 10
+    per_class = json.loads((project / "data/08_reporting/digits_tiny/per_class.json").read_text())
+    assert set(per_class) == {str(i) for i in range(10)} and set(per_class["3"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_a_remote_restores_a_fresh_clone_without_rerunning(tmp_path: Path) -> None:
+    """`dvc push` to a remote, then on a fresh clone `dvc pull` and `dvc repro` runs nothing."""
+    project = make_project(tmp_path / "p", {"digits_tiny": TINY_DIGITS})
+    (project / "src" / "deeppipe").unlink()  # a clone has the code itself, not a link to it
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "src" / "deeppipe", project / "src" / "deeppipe",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".gitignore").write_text("mlflow.db\nmlruns/\n__pycache__/\n")
+    for args in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
+                 ["git", "config", "user.name", "t"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                 ["deeppipe", "dvc"], ["dvc", "repro", "-q"],
+                 ["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], ["dvc", "push", "-q"],
+                 ["git", "add", "-A"], ["git", "commit", "-q", "-m", "experiment"]):
+        run(args, project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    run(["dvc", "pull", "-q"], clone)
+    assert (clone / "data/06_models/digits_tiny/model/model.safetensors").exists()
+    again = run(["dvc", "repro"], clone)
+    assert _ran(again.stdout) == set(), again.stdout
+    assert "up to date" in run(["dvc", "status"], clone).stdout

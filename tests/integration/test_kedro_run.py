@@ -157,3 +157,34 @@ def test_kedro_run_and_deeppipe_share_one_params_parser(project: Path) -> None:
         proc = run(args, project, check=False)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2 and "Traceback" not in out and "--params" in out, out
+
+
+def test_a_plain_run_reads_at_a_glance(project: Path) -> None:
+    """The console of a run without a terminal: deeppipe's lines only, unwrapped, on one stream,
+    the metrics table last; no warnings of our own making; --verbose brings Kedro's lines back."""
+    proc = run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=2,train.progress=true"],
+               project)
+    lines = proc.stdout.splitlines()
+    assert proc.stderr.strip() == "", proc.stderr  # everything on stdout, in order
+    text = proc.stdout
+    for needle in ("ingested 1797 samples", "split: ", "model: ", "epoch 1/2", "epoch 2/2", "registered digits_tiny"):
+        assert needle in text, needle
+    assert "Loading data from" not in text and "WARNING" not in text and "Warning" not in text
+    assert "Downloading artifacts" not in text and "Created version" not in text
+    assert lines[-1].startswith("└") and "test metrics" in text  # the table closes the output
+    assert text.index("registered digits_tiny") < text.index("test metrics")
+    assert all(len(line) < 200 for line in lines) and len(lines) < 30, len(lines)
+    verbose = run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=1", "--verbose",
+                   "--tags", "ingest,split"], project)
+    assert "Loading data from" in verbose.stdout + verbose.stderr
+
+
+def test_no_empty_placeholder_experiment_and_system_metrics_on_request(project: Path) -> None:
+    run(["kedro", "run", "--pipeline", "digits_tiny", "--params", "train.epochs=3,seed=5"], project,
+        MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="true", MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
+    client = _client(project)
+    names = {e.name for e in client.search_experiments()}
+    assert names == {"Default", "digits_tiny"}, names
+    (latest,) = client.search_runs([client.get_experiment_by_name("digits_tiny").experiment_id],
+                                   filter_string="params.seed = '5'")
+    assert any(k.startswith("system/cpu") for k in latest.data.metrics), sorted(latest.data.metrics)

@@ -1,4 +1,5 @@
-"""The end-of-run summary table printed after evaluation."""
+"""The end-of-run summary table: the test metrics, the epoch the weights come from and the
+registry's decision, printed once, last, so a user reads the outcome at a glance."""
 
 from __future__ import annotations
 
@@ -7,17 +8,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from deeppipe.data.task import Task
 
-
-def print_summary(experiment: str, task: Task, scalars: dict[str, float], n_test: int, meta: dict[str, Any]) -> None:
-    """A readable table of the test metrics at the end of a run."""
-    table = Table(title=f"{experiment}: test metrics ({n_test} samples)", title_style="bold", min_width=48)
+def summary_table(experiment: str, metrics: dict[str, Any], registry: dict[str, Any] | None = None) -> Table:
+    """The table for ``metrics.json``'s content (and ``registry.json``'s, when the model was registered)."""
+    n = metrics.get("evaluated_on", {}).get("samples")
+    split = metrics.get("evaluated_on", {}).get("split", "test")
+    title = f"{experiment}: {split} metrics" + (f" ({n} samples)" if n else "")
+    table = Table(title=title, title_style="bold", min_width=48)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in scalars.items():
+    for k, v in metrics.get("test", {}).items():
         table.add_row(k, f"{v:.4f}")
-    if meta.get("best_epoch") is not None:
-        # epochs count from 0, as in history.json and MLflow's steps
-        table.add_row("best epoch", f"{meta['best_epoch']} (epochs 0-{int(meta.get('epochs_run') or 1) - 1})")
-    Console(stderr=False).print(table)
+    train = metrics.get("train", {})
+    if train.get("weights_epoch") is not None:
+        table.add_row("weights from epoch", f"{train['weights_epoch']} of {train.get('epochs_run')}")
+    if registry and registry.get("registered"):
+        verdict = (f"v{registry['version']} is '{registry['alias']}'" if registry.get("promoted") else
+                   f"v{registry['version']}; '{registry['alias']}' stays v{registry.get('previous_version')}")
+        table.add_row("registry", f"{registry.get('registered_model')} {verdict}")
+    return table
+
+
+def print_summary(experiment: str, metrics: dict[str, Any], registry: dict[str, Any] | None = None) -> None:
+    Console(stderr=False).print(summary_table(experiment, metrics, registry))

@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Evaluation:
-    """metrics.json's content, the test predictions (DVC's confusion plot reads them), the plots."""
+    """metrics.json's content (the headline figures), the per-class figures (their own file, so
+    ``dvc metrics show`` stays narrow), the test predictions (DVC's plots read them), the plots."""
 
     metrics: dict[str, Any]
     predictions: pd.DataFrame
     plots: dict[str, bytes] = field(default_factory=dict)
+    per_class: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scalars(self) -> dict[str, float]:
@@ -55,8 +57,9 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
     y_test = samples.targets()[te]
     pred = predictor.predict(x_test)
     scalars, tables = compute_metrics(task, y_test, pred, rs.spec.evaluate.choices())
-    tracker.log_metrics({f"test/{k}": v for k, v in scalars.items()})
     meta = train_meta or {}
+    # at the step of the epoch whose weights were scored, so the logged model links them too
+    tracker.log_metrics({f"test/{k}": v for k, v in scalars.items()}, step=meta.get("weights_epoch"))
     plots = _plots(rs.name, task, y_test, pred, tables, history)
     for name, png in plots.items():
         log_bytes(tracker, f"{name}.png", png, "plots")
@@ -65,15 +68,17 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
         predictions = pd.DataFrame({"actual": [names[i] for i in y_test.astype(int)],
                                     "predicted": [names[i] for i in pred.argmax(axis=1)]})
     else:
-        predictions = pd.DataFrame({"actual": y_test.reshape(len(y_test), -1)[:, 0],
-                                    "predicted": pred.reshape(len(pred), -1)[:, 0]})
-    metrics: dict[str, Any] = {"test": scalars, "train": {"best_epoch": meta.get("best_epoch"),
-                                                         "epochs_run": meta.get("epochs_run")}}
-    if "per_class" in tables:
-        metrics["per_class"] = tables["per_class"]
+        actual, predicted = y_test.reshape(len(y_test), -1)[:, 0], pred.reshape(len(pred), -1)[:, 0]
+        predictions = pd.DataFrame({"actual": actual, "predicted": predicted, "residual": actual - predicted})
+    metrics: dict[str, Any] = {
+        "test": scalars,
+        "train": {"best_epoch": meta.get("best_epoch"), "weights_epoch": meta.get("weights_epoch"),
+                  "epochs_run": meta.get("epochs_run")},
+        "evaluated_on": {"split": "test" if len(split.test) else "val", "samples": len(te)},
+    }
     if show:
-        print_summary(rs.name, task, scalars, len(te), meta)
-    return Evaluation(metrics, predictions, plots)
+        print_summary(rs.name, metrics)
+    return Evaluation(metrics, predictions, plots, tables.get("per_class", {}))
 
 
 def _plots(name: str, task: Any, y: np.ndarray, pred: np.ndarray, tables: dict[str, Any],

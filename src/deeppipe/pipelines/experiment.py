@@ -34,8 +34,8 @@ def experiment_pipeline(name: str, file: Path, *, offline: bool = False) -> Pipe
         Node(nodes.split, ["spec", "dataset"], "split", name="split", tags=["split"]),
         *augment_nodes,
         Node(nodes.train, train_inputs, ["model", "history", "train_plots"], name="train", tags=["train"]),
-        Node(nodes.evaluate, ["spec", "dataset", "split", "model", "history"], ["metrics", "predictions", "plots"],
-             name="evaluate", tags=["evaluate"]),
+        Node(nodes.evaluate, ["spec", "dataset", "split", "model", "history"],
+             ["metrics", "per_class", "predictions", "plots"], name="evaluate", tags=["evaluate"]),
         Node(nodes.register, ["spec", "model", "metrics", "dataset", "split"], "registry", name="register",
              tags=["register"]),
     ])

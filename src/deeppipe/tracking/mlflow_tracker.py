@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,25 @@ class MlflowTracker:
         if self.enabled:
             for k, v in tags.items():
                 self.client.set_tag(self.run_id, k, str(v))
+
+
+    def log_dataset(self, name: str, features: Any, targets: Any, *, source: str, digest: str,
+                    context: str = "training") -> None:
+        """The run's data as an MLflow dataset input (name, digest, source, schema): the Dataset
+        column of the runs table and the run page show what the model was trained on."""
+        if not self.enabled:
+            return
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.entities import DatasetInput, InputTag
+
+        _, _, where = source.partition(":")  # "idx:data/01_raw/fashion-mnist", "sklearn:digits"
+        origin: Any = (Path(where).resolve().as_uri() if where and Path(where).exists()
+                       else CodeDatasetSource(tags={"deeppipe.source": source}))
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": both mean a local file
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_numpy(features, targets=targets, source=origin, name=name, digest=digest)
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[tag])])
 
 
 def active_tracker() -> MlflowTracker | None:

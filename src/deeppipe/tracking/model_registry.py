@@ -15,32 +15,79 @@ log = logging.getLogger(__name__)
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
-def _requirements() -> list[str]:
-    from importlib.metadata import version
+# What loading and predicting import (deeppipe's code itself travels in the model's code/ folder).
+# mlflow-skinny, not mlflow: the scoring server and pyfunc are in it, the tracking server is not.
+RUNTIME_PACKAGES = ("torch", "numpy", "pandas", "safetensors", "pyyaml", "pydantic", "click")
+
+
+def requirements() -> list[str]:
+    """The model's pip requirements, pinned to the versions it was trained with."""
+    from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for pkg in ("torch", "numpy", "safetensors", "pyyaml", "pydantic", "scikit-learn", "mlflow"):
+    for pkg in ("mlflow-skinny", *RUNTIME_PACKAGES):
         try:
-            v = version(pkg).split("+")[0]
-            reqs.append(f"{pkg}=={v}")
-        except Exception:
-            reqs.append(pkg)
+            reqs.append(f"{pkg}=={version(pkg).split('+')[0]}")
+        except PackageNotFoundError:  # mlflow installed without its skinny split: same version
+            reqs.append(f"{pkg}=={version('mlflow')}" if pkg == "mlflow-skinny" else pkg)
     return reqs
 
 
+def _package_copy(into: Path) -> Path:
+    """deeppipe's source without caches: what ``code_paths`` ships with the model."""
+    import shutil
+
+    import deeppipe
+
+    target = into / "deeppipe"
+    shutil.copytree(Path(deeppipe.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
 def log_model(model_dir: str | Path, input_example: np.ndarray, output_example: np.ndarray,
-              registered_name: str | None) -> Any:
-    """Log the spec + weights folder as a pyfunc model from code; register it when a name is given."""
-    signature = infer_signature(input_example, output_example, params={"output": "proba"})
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(PYFUNC_CODE),
-        artifacts={"model": str(model_dir)},
-        signature=signature,
-        input_example=input_example,
-        registered_model_name=registered_name,
-        pip_requirements=_requirements(),
-    )
+              registered_name: str | None, *, output: str = "proba", step: int = 0,
+              metadata: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+    """Log the spec + weights folder as a self-contained pyfunc (model from code, deeppipe's code
+    beside it); ``step`` links the model to the run's metrics of the epoch whose weights it holds.
+    Registers it when a name is given."""
+    import tempfile
+
+    signature = infer_signature(input_example, output_example, params={"output": output})
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"model": str(model_dir)},
+            code_paths=[str(_package_copy(Path(tmp)))],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=requirements(),
+            metadata=metadata,
+            step=step,
+        )
+    version = register(registered_name, info) if registered_name else None
+    return info, version
+
+
+def register(name: str, info: Any) -> str:
+    """A new registry version of a logged model (through the client, which prints nothing,
+    unlike the fluent ``registered_model_name=`` path)."""
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name)
+    version = client.create_model_version(name, source=info.model_uri, run_id=info.run_id, model_id=info.model_id)
+    return str(version.version)
+
+
+def describe_version(name: str, version: str | int, description: str, tags: dict[str, Any]) -> None:
+    """Lineage on a registry version: where it came from, readable on the registry page."""
+    client = mlflow.MlflowClient()
+    client.update_model_version(name, str(version), description=description)
+    for key, value in tags.items():
+        if value is not None:
+            client.set_model_version_tag(name, str(version), key, str(value))
 
 
 def promote_if_better(name: str, version: str | int, metric: str, value: float, mode: str,
@@ -75,6 +122,6 @@ def promote_if_better(name: str, version: str | int, metric: str, value: float, 
         "previous_value": current_value,
         "promoted": bool(better),
     }
-    log.info("model %s v%s %s=%.4f: %s", name, version, metric, value,
+    log.debug("model %s v%s %s=%.4f: %s", name, version, metric, value,
              f"now '{alias}'" if better else f"'{alias}' stays v{current.version} ({current_value:.4f})")
     return decision

@@ -43,12 +43,14 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
     move the alias if it beats the version the alias points at (the decision is returned)."""
     import mlflow
 
-    from deeppipe.artifact import save_artifact, serve_outputs
+    from deeppipe.artifact import save_artifact
     from deeppipe.evaluation.metrics import selection
-    from deeppipe.tracking.model_registry import log_model, promote_if_better
+    from deeppipe.tracking import serving
+    from deeppipe.tracking.model_registry import describe_version, log_model, promote_if_better
 
     reg = rs.spec.register
-    if mlflow.active_run() is None:
+    run = mlflow.active_run()
+    if run is None:
         log.warning("no active MLflow run: model not logged or registered")
         return {"registered": False, "reason": "no active MLflow run"}
     metric, mode = selection(artifact.task, rs.spec.evaluate.selection_metric)
@@ -57,17 +59,41 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
                         expected=f"one of {', '.join(metrics['test'])}", found=metric,
                         candidates=list(metrics["test"]))
     example = samples.x[split.evaluation[:5]].astype(np.float32)
-    output = serve_outputs(artifact, artifact.build(), example)
+    output = serving.output_modes(artifact.task)[0]
+    answer = serving.predict(artifact, artifact.build(), example, output)
     name = reg.name or rs.name
+    meta = artifact.meta
+    metadata = {"deeppipe": {"experiment": rs.name, "input": serving.input_contract(artifact),
+                             "spec_hash": rs.hash, "data_sha256": meta.get("data_sha256")}}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         save_artifact(artifact, model_dir)
-        info = log_model(model_dir, example, output, name if reg.enabled else None)
+        info, version = log_model(model_dir, example, answer, name if reg.enabled else None, output=output,
+                                  step=int(meta.get("weights_epoch") or 0), metadata=metadata)
     result: dict[str, Any] = {"model_uri": info.model_uri, "registered": reg.enabled}
     if reg.enabled:
-        result.update(promote_if_better(name, info.registered_model_version, metric,
-                                        float(metrics["test"][metric]), mode, reg.alias))
+        value = float(metrics["test"][metric])
+        result.update(promote_if_better(name, version, metric, value, mode, reg.alias))
+        describe_version(name, result["version"], _description(rs, metric, value, run.info.run_id), {
+            "deeppipe.experiment": rs.name, "deeppipe.spec_hash": rs.hash,
+            "deeppipe.git_commit": _commit(), "deeppipe.data_sha256": meta.get("data_sha256"),
+            "deeppipe.run_id": run.info.run_id, "deeppipe.selection_metric": metric,
+        })
         verdict = "promoted to" if result["promoted"] else "did not beat"
         log.info("registered %s version %s: %s '%s' (%s=%.4f)", name, result["version"], verdict, reg.alias,
                  metric, result["value"])
     return result
+
+
+def _commit() -> str | None:
+    from deeppipe.tracking.provenance import git_commit
+
+    return git_commit()
+
+
+def _description(rs: ResolvedSpec, metric: str, value: float, run_id: str) -> str:
+    """The registry page's text for a version: what the experiment is and where the model came from."""
+    lines = [rs.spec.description or rs.name, "",
+             f"experiment `{rs.name}` ({rs.file}), spec hash {rs.hash}, trained by MLflow run {run_id}",
+             f"test {metric} = {value:.4f}"]
+    return "\n".join(lines)

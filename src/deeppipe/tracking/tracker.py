@@ -19,6 +19,9 @@ class Tracker(Protocol):
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
+    def log_dataset(self, name: str, features: Any, targets: Any, *, source: str, digest: str,
+                    context: str = "training") -> None: ...
+
 
 class NullTracker:
     """Logs nothing (tests, tools run outside a tracked session)."""
@@ -35,6 +38,10 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
+    def log_dataset(self, name: str, features: Any, targets: Any, *, source: str, digest: str,
+                    context: str = "training") -> None:
+        pass
+
 
 class MemoryTracker(NullTracker):
     """Keeps everything in lists: handy for tests."""
@@ -44,6 +51,7 @@ class MemoryTracker(NullTracker):
         self.params: dict[str, Any] = {}
         self.artifacts: list[tuple[str, str | None]] = []
         self.tags: dict[str, str] = {}
+        self.datasets: list[dict[str, Any]] = []
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.metrics.append((step, dict(metrics)))
@@ -56,6 +64,11 @@ class MemoryTracker(NullTracker):
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.tags.update(tags)
+
+    def log_dataset(self, name: str, features: Any, targets: Any, *, source: str, digest: str,
+                    context: str = "training") -> None:
+        self.datasets.append({"name": name, "source": source, "digest": digest, "context": context,
+                              "shape": tuple(getattr(features, "shape", ()))})
 
     def series(self, key: str) -> list[float]:
         return [m[key] for _, m in self.metrics if key in m]

@@ -7,9 +7,12 @@ from typing import Any
 
 
 def history_figure(history: list[dict[str, float]], title: str | None = None) -> Any:
-    """Every logged series against the epoch: losses (train vs val) first, then metrics,
-    learning rate and gradient/weight norms (log scale) to spot vanishing or exploding gradients.
-    """
+    """Every logged series against the epoch, one readable panel each with a legend: losses (train
+    vs val) first, then metrics, the learning rate and gradient/weight norms (log scale, to spot
+    vanishing or exploding gradients). Panels wrap onto rows of three, so MLflow's and DVC's
+    previews show them at a readable size."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -21,26 +24,23 @@ def history_figure(history: list[dict[str, float]], title: str | None = None) ->
     panels = [("loss", [k for k in ("train/loss", "val/loss") if k in keys], False)]
     panels += [(m, [k for k in (f"train/{m}", f"val/{m}") if k in keys], False) for m in metrics]
     panels += [(k, [k], k != "lr") for k in ("lr", "grad_norm", "weight_norm") if k in keys]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (title, series, logy) in zip(axes[0], panels):
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.5 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (name, series, logy) in zip(flat, panels):
         for key in series:
             pts = [(e, h[key]) for e, h in zip(epochs, history) if key in h]
-            ax.plot(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                marker="o",
-                ms=3,
-                label=key.split("/")[0] if "/" in key else key,
-            )
-        ax.set_title(title)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=key)
+        ax.set_title(name)
         ax.set_xlabel("epoch")
         if logy:
             ax.set_yscale("log")
-        if len(series) > 1:
-            ax.legend()
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title or "training curves")
     fig.tight_layout()
     return fig
 

@@ -18,13 +18,17 @@ class EpochBar:
         self.epochs, self.delay = epochs, delay
         self.bar: Any = None
         self.seen = 0
+        self.stride = 1
 
     def start(self, epoch: int, total: int) -> None:
         desc = f"epoch {epoch + 1}/{self.epochs}"
         if self.bar is None:
+            import sys
+
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
+                file=sys.stdout,  # the same stream as the run's log lines, in their order
                 total=total,
                 desc=desc,
                 unit="batch",
@@ -43,11 +47,15 @@ class EpochBar:
             bar._ema_miniters = EMA(bar.smoothing)
             bar.set_description_str(desc, refresh=False)
         self.seen = 0
+        # about 20 moves per epoch, so a short epoch (digits: 20 batches) shows a live bar too
+        self.stride = max(1, -(-total // 20))
 
-    def update(self, done: int, loss: float) -> None:
+    def update(self, done: int, loss: float | None = None) -> None:
+        """Move the bar to ``done`` batches; the loss (a host sync to read) only when given."""
         self.bar.update(done - self.seen)
         self.seen = done
-        self.bar.set_postfix_str(f"loss={loss:.4f}", refresh=False)
+        if loss is not None:
+            self.bar.set_postfix_str(f"loss={loss:.4f}", refresh=False)
 
     def finish(self, done: int, rec: dict[str, float]) -> None:
         """Leave one line for the epoch: the bar's final state if it was drawn, else a summary."""

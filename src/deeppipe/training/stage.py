@@ -79,6 +79,8 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     from deeppipe.tracking.provenance import data_fingerprint
     from deeppipe.training.api import fit
     from deeppipe.training.device import resolve_device
+    from deeppipe.training.errors import oom_building
+    from deeppipe.training.losses import with_model_loss
 
     tracker = tracker or NullTracker()
     spec, task = rs.spec, samples.task
@@ -93,7 +95,12 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     meta = model_facts(rs, samples, split)
     meta["data_sha256"] = data_fingerprint(samples, split)
     tracker.set_tags({"deeppipe.data_sha256": meta["data_sha256"]})
-    net = assemble(spec.model, meta, file=rs.file)
+    tracker.log_dataset(rs.name, x_train, y_train, source=str(samples.meta.get("source", spec.data.source.type)),
+                        digest=meta["data_sha256"])
+    try:
+        net = assemble(spec.model, meta, file=rs.file)
+    except (RuntimeError, MemoryError) as exc:  # the CPU allocator refusing a network too large
+        raise oom_building(exc, spec, meta) from exc
     plots = describe_model(rs, net, meta, tracker)
 
     device = resolve_device(spec.train.device)
@@ -107,15 +114,15 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     va = split.val
     val_source = (TensorBatches(eval_view(spec.augment, samples.x[va], "val"), y[va], spec.train.eval_batch_size,
                                 shuffle=False, device=device) if len(va) else None)
-    folder = None
-    if checkpoints is not None:
-        folder = resume.checkpoint_dir(checkpoints, rs.hash)
-        resume.clear_finished(checkpoints)
-        resume.remember_run(folder, rs.hash, getattr(tracker, "run_id", None))
-    result = fit(net, train_source, val_source, spec.train, task, tracker=tracker, checkpoint_dir=folder,
-                 seed=spec.seed, spec_hash=rs.hash, metrics_fn=validation_metrics(task, _monitored(spec)))
+    folder, key = None, rs.hash
+    if checkpoints is not None:  # resumed only if written for this spec on this data and split
+        folder, key, tracker = resume.prepare(checkpoints, rs, meta["data_sha256"], tracker)
+    train_cfg = with_model_loss(spec.train, spec.model)  # a zoo model's declared loss, as validated
+    result = fit(net, train_source, val_source, train_cfg, task, tracker=tracker, checkpoint_dir=folder,
+                 seed=spec.seed, spec_hash=key, metrics_fn=validation_metrics(task, _monitored(spec)))
     net.cpu()
     meta.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+                weights_epoch=result.best_epoch if result.restored_best else result.epochs_run - 1,
                 mlflow_run_id=getattr(tracker, "run_id", None), device=str(device))
     artifact = ModelArtifact(spec=spec.to_dict(), meta=meta,
                              state_dict={k: v.detach().cpu() for k, v in net.state_dict().items()})

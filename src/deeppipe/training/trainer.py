@@ -24,13 +24,13 @@ from deeppipe.training.checks import check_compile
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import resolve_device, seed_everything
 from deeppipe.training.early_stopping import build_tracker
-from deeppipe.training.errors import TrainingError, oom_message
-from deeppipe.training.losses import build_loss
+from deeppipe.training.errors import TrainingError, is_out_of_memory, oom_message
+from deeppipe.training.losses import build_loss, on_standard_scale
 from deeppipe.training.mixing import Mixer
 from deeppipe.training.optim import build_optimizer
 from deeppipe.training.params import freeze
 from deeppipe.training.progress import EpochBar
-from deeppipe.training.regularize import build_penalty, clip_gradients, global_norm
+from deeppipe.training.regularize import build_penalty, build_proximal, clip_gradients, global_norm
 from deeppipe.training.result import FitResult
 from deeppipe.training.schedules import build_schedule
 from deeppipe.training.validation import MetricsFn, validate
@@ -93,8 +93,9 @@ class Trainer:
         self.schedule = build_schedule(
             self.opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch
         )
-        self.loss_fn = build_loss(cfg.loss, self.task)
+        self.loss_fn = on_standard_scale(build_loss(cfg.loss, self.task), self.model)
         self.penalty = build_penalty(self.model, cfg.regularization)
+        self.prox = build_proximal(self.opt, self.model, cfg.regularization)  # L1 after each step
         self.mixer = Mixer(cfg.mixup, cfg.cutmix, self.seed)
         self.best = build_tracker(cfg.early_stopping, self.val_src is not None)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
@@ -194,6 +195,7 @@ class Trainer:
             and self.scaler is None
             and not self.mixer.active
             and self.penalty is None
+            and self.prox is None
             and self.cfg.clip is None
             and accum == 1
         )
@@ -237,6 +239,8 @@ class Trainer:
                     self._diverged(epoch, losses)
                 if bar is not None:
                     bar.update(i + 1, value)
+            elif bar is not None and (i + 1) % bar.stride == 0:  # the bar moves, no host sync
+                bar.update(i + 1)
         train_time = self._elapsed(t0)
         # one device-to-host copy per epoch; plain Python arithmetic after it
         values = torch.stack(losses).float().tolist()
@@ -322,6 +326,8 @@ class Trainer:
         else:
             scaler.step(opt)
             scaler.update()
+        if self.prox is not None:
+            self.prox()
         opt.zero_grad(set_to_none=True)
 
     def _diverged(self, epoch: int, losses: list[torch.Tensor]) -> None:
@@ -398,9 +404,8 @@ class Trainer:
         if not self.finished:
             try:
                 self._loop()
-            except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) or MPS' RuntimeError
-                oom = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
-                if not oom:
+            except (RuntimeError, MemoryError) as exc:  # CUDA's OutOfMemoryError, MPS', the CPU allocator's
+                if not is_out_of_memory(exc):
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -410,6 +415,7 @@ class Trainer:
                         self.cfg.grad_accumulation,
                         str(self.device),
                         self.cfg.precision,
+                        parameters=sum(p.numel() for p in self.model.parameters()),
                     )
                 ) from exc
             finally:
