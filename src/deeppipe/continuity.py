@@ -9,6 +9,9 @@ The Kedro hooks (deeppipe.hooks) call these around every run:
 - ``check_inputs``: before a stage reads stored artefacts, each must belong to this run: the
   data set read as this spec reads it, the split drawn as this spec draws it from that data, and
   the model trained on exactly that data and split. A mismatch names the stage to rerun.
+- ``provide_inputs``: a part of a pipeline (``--nodes``, ``--from-nodes``, ``--tags evaluate``...)
+  gets the resolved spec without its node, and a stored input no earlier run has written stops
+  the run with one sentence naming the stage that writes it.
 - ``finish``: a completed run clears its finished checkpoints and releases the lock.
 """
 
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deeppipe.errors import SpecError
 from deeppipe.files import remove_leftovers
 from deeppipe.runlock import RunLock, lock_mode
 from deeppipe.training.errors import TrainingError
@@ -135,3 +139,58 @@ def check_inputs(rs: ResolvedSpec, name: str, inputs: dict[str, Any], *, root: P
         if trained_on is not None and trained_on != now:
             raise _stale("the model", where["model"], f"it was trained on data and split with fingerprint "
                          f"{trained_on}, but the stored data set and split give {now}", "train", name)
+
+
+# ------------------------------------------------------------------------------ partial runs
+def _stage(node: Any) -> str:
+    """The stage a node belongs to: its stage tag (a stage may have several nodes: ensemble members)."""
+    from deeppipe.pipelines.experiment import STAGES
+
+    return next((t for t in STAGES if t in node.tags), node.name.rpartition(".")[2])
+
+
+def stages_of(pipeline: Any) -> set[str]:
+    """The stages a (filtered) pipeline carries out; the spec-resolving node, in every stage, is none."""
+    return {_stage(n) for n in pipeline.nodes if not n.name.endswith("resolve_spec")}
+
+
+def provide_inputs(name: str, rs: ResolvedSpec, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> None:
+    """Give a part of ``name``'s pipeline what its missing upstream nodes would have given it:
+    the resolved spec (in memory only) is put in the catalog; a stored artefact that does not
+    exist yet stops the run before any work, naming the stage that writes it."""
+    free = set(pipeline.inputs())
+    if f"{name}.spec" in free:
+        catalog[f"{name}.spec"] = rs
+    from kedro.framework.project import pipelines
+
+    full = pipelines.get(name)
+    if full is None:
+        return
+    writers = {out: _stage(node) for node in full.nodes for out in node.outputs}
+    missing = [ds for ds in sorted(free) if ds in writers and ds != f"{name}.checkpoints"
+               and not catalog.exists(ds)]
+    if missing:
+        ds = missing[0]
+        order = list(dict.fromkeys(_stage(n) for n in full.nodes if not n.name.endswith("resolve_spec")))
+        running = stages_of(pipeline)
+        before = order[:min(order.index(s) for s in running if s in order)]
+        raise TrainingError(
+            f"this run ({_selection(run_params)}) reads {ds}, which no earlier run has written "
+            f"({_where(name, ds)}); the {writers[ds]} stage writes it. Run the whole pipeline "
+            f"(kedro run --pipeline {name}), or the stages before first (kedro run --pipeline {name} "
+            f"--tags {','.join(before)}), or dvc repro.")
+
+
+def _selection(run_params: dict[str, Any]) -> str:
+    parts = [f"--{k.replace('_', '-')} {','.join(v)}" for k in ("tags", "node_names", "from_nodes", "to_nodes",
+                                                                  "from_inputs") if (v := run_params.get(k))]
+    return " ".join(parts).replace("--node-names", "--nodes") or "the whole pipeline"
+
+
+def _where(name: str, ds: str) -> str:
+    from deeppipe.layout import artefact
+
+    try:
+        return str(artefact(name, ds.rpartition(".")[2]))
+    except (SpecError, OSError):  # not a file of the catalog's factories
+        return ds

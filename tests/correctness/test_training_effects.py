@@ -69,8 +69,8 @@ class Recording:
 class Crash(MemoryTracker):
     def log_metrics(self, metrics, step=None):
         super().log_metrics(metrics, step)
-        if step == 1:
-            raise KeyboardInterrupt("simulated crash after epoch 1")
+        if step == 2:  # epochs count from 1: the second epoch, 0-based loop index 1
+            raise KeyboardInterrupt("simulated crash after logging epoch 2")
 
 
 def test_a_new_shuffle_order_every_epoch_and_the_same_orders_after_a_resume(digits, tmp_path):
@@ -93,7 +93,7 @@ def test_a_new_shuffle_order_every_epoch_and_the_same_orders_after_a_resume(digi
         fit(model(), first, None, cfg, TASK, seed=5, checkpoint_dir=tmp_path, spec_hash="h", tracker=Crash())
     again = Recording(x, y, 32, seed=5)  # a fresh process would build a fresh source
     result = fit(model(), again, None, cfg, TASK, seed=5, checkpoint_dir=tmp_path, spec_hash="h")
-    assert result.resumed_from == 1 and sorted(again.seen) == [1, 2, 3]  # epoch 1 crashed before its save
+    assert result.resumed_from == 1 and sorted(again.seen) == [1, 2, 3]  # epoch 2 (index 1) crashed before its save
     assert [again.seen[e] for e in (1, 2, 3)] == orders[1:]  # the orders the uninterrupted run saw
 
 

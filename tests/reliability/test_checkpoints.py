@@ -102,7 +102,7 @@ def test_a_checkpoint_of_other_data_is_never_resumed(tmp_path: Path, digits_run)
     rs, samples, parts = digits_run
     root = tmp_path / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
-        fit_experiment(rs, samples, parts, tracker=Crash(at=1), checkpoints=root)
+        fit_experiment(rs, samples, parts, tracker=Crash(at=2), checkpoints=root)
     info = checkpoint_info(checkpoint_dir(root, rs.hash))
     assert info["epoch"] >= 1 and not info["finished"]
     with pytest.raises(TrainingError) as err:
@@ -113,11 +113,11 @@ def test_a_checkpoint_of_other_data_is_never_resumed(tmp_path: Path, digits_run)
     raw["train"]["checkpoint"] = {"on_mismatch": "restart"}
     rs2 = load_spec(write_spec(tmp_path, raw, "digits_ckpt.yml"))
     with pytest.raises(KeyboardInterrupt):
-        fit_experiment(rs2, samples, parts, tracker=Crash(at=1), checkpoints=root)
+        fit_experiment(rs2, samples, parts, tracker=Crash(at=2), checkpoints=root)
     tracker = MemoryTracker()
     fresh = fit_experiment(rs2, _reversed(samples), parts, tracker=tracker, checkpoints=root)
     assert fresh.result.resumed_from is None  # trained from scratch on the new data
-    assert [s for s, _ in tracker.metrics] == list(range(4))  # one history, of the new data only
+    assert [s for s, _ in tracker.metrics] == list(range(1, 5))  # one history, of the new data only
     assert np.isfinite(fresh.history[-1]["train/loss"])
 
 
@@ -125,9 +125,9 @@ def test_the_same_spec_and_data_resume(tmp_path: Path, digits_run) -> None:
     rs, samples, parts = digits_run
     root = tmp_path / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
-        fit_experiment(rs, samples, parts, tracker=Crash(at=1), checkpoints=root)
+        fit_experiment(rs, samples, parts, tracker=Crash(at=2), checkpoints=root)
     again = fit_experiment(rs, samples, parts, tracker=MemoryTracker(), checkpoints=root)
-    assert again.result.resumed_from == 1  # epoch 1 was logged, then killed before its checkpoint
+    assert again.result.resumed_from == 1  # epoch 2 was logged, then killed before its checkpoint
     key = checkpoint_info(checkpoint_dir(root, rs.hash))["spec_hash"]
     assert key == resume_key(rs.hash, again.artifact.meta["data_sha256"])
 

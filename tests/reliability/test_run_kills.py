@@ -63,7 +63,7 @@ def test_killed_runs_leave_nothing_behind_and_the_next_run_finishes_the_work(tmp
     assert f"resuming from {ckpts}" in last.stdout + last.stderr and f"at epoch {EPOCHS}" in last.stdout + last.stderr
     statuses = {r.info.run_id: r.info.status for r in rel.runs(root)}
     assert statuses == {orphan: "KILLED", training: "FINISHED"}
-    assert rel.steps(root, training) == list(range(EPOCHS))  # every epoch logged once: none twice, none lost
+    assert rel.steps(root, training) == list(range(1, EPOCHS + 1))  # every epoch logged once: none twice, none lost
     assert "test/accuracy" in rel.client(root).get_run(training).data.metrics
     assert len(rel.client(root).search_model_versions(f"name='{NAME}'")) == 1
     assert not rel.leftovers(root) and not [p for p in ckpts.iterdir() if p.is_dir()]

@@ -74,12 +74,12 @@ def test_crash_and_resume_matches_uninterrupted(tmp_path, digits_sources, task):
             val,
             CFG,
             task,
-            tracker=Crash(at=2),
+            tracker=Crash(at=3),
             checkpoint_dir=tmp_path,
             seed=4,
             spec_hash="h",
         )
-    assert checkpoint_info(tmp_path)["epoch"] == 2  # epoch 2 logged, crash before its save
+    assert checkpoint_info(tmp_path)["epoch"] == 2  # epoch 3 logged, crash before its save
     tracker = MemoryTracker()
     resumed = mlp(seed=99)  # different init: everything must come from the checkpoint
     result = fit(
@@ -94,7 +94,7 @@ def test_crash_and_resume_matches_uninterrupted(tmp_path, digits_sources, task):
         spec_hash="h",
     )
     assert result.resumed_from == 2 and result.epochs_run == 4
-    assert [s for s, _ in tracker.metrics] == [2, 3]  # only the missing epochs are logged
+    assert [s for s, _ in tracker.metrics] == [3, 4]  # only the missing epochs are logged
     assert max_diff(ref, resumed) == 0.0
     # a finished run is not trained again
     again = fit(
@@ -144,7 +144,7 @@ def test_non_finite_loss_stops_naming_epoch_and_step(tmp_path, digits_sources, t
     with pytest.raises(TrainingError) as err:
         fit(model, train, val, CFG, task, checkpoint_dir=tmp_path, spec_hash="h")
     msg = str(err.value)
-    assert "nan at epoch 2" in msg and "step 5 " in msg and "last good checkpoint (epoch 2)" in msg
+    assert "nan in epoch 3" in msg and "step 5 " in msg and "last good checkpoint (after epoch 2)" in msg
     info = checkpoint_info(tmp_path)
     assert info["epoch"] == 2 and not info["finished"]
     state = torch.load(tmp_path / "last.pt", weights_only=True)

@@ -23,7 +23,7 @@ def test_fit_learns_digits_and_logs_once_per_epoch(digits_sources, task):
     result = fit(model, train, val, cfg, task, tracker=tracker)
     assert isinstance(result, FitResult)
     assert result.epochs_run == 4 and not result.stopped_early
-    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]  # as users read them
     keys = {
         "train/loss",
         "val/loss",
@@ -38,9 +38,9 @@ def test_fit_learns_digits_and_logs_once_per_epoch(digits_sources, task):
     assert result.history[-1]["val/accuracy"] > 0.85  # a real model on real data
     assert result.history[-1]["train/loss"] < result.history[0]["train/loss"] / 3
     # one batched log_metrics call per epoch, step = epoch, no "epoch" key inside
-    assert [step for step, _ in tracker.metrics] == [0, 1, 2, 3]
+    assert [step for step, _ in tracker.metrics] == [1, 2, 3, 4]
     assert all(keys <= set(m) and "epoch" not in m for _, m in tracker.metrics)
-    assert result.best_epoch == int(np.argmin([h["val/loss"] for h in result.history]))
+    assert result.best_epoch == int(np.argmin([h["val/loss"] for h in result.history])) + 1
     assert result.monitor == "val/loss"
 
 
@@ -147,7 +147,7 @@ def test_metrics_fn_values_are_logged_and_monitorable(digits_sources, task):
         metrics_fn=metrics_fn,
     )
     assert all(0 < h["val/top2"] <= 1 for h in r.history)
-    assert r.monitor == "val/top2" and r.history[r.best_epoch]["val/top2"] == max(
+    assert r.monitor == "val/top2" and r.history[r.best_epoch - 1]["val/top2"] == max(
         h["val/top2"] for h in r.history
     )
 

@@ -37,13 +37,13 @@ def test_stops_and_restores_the_best_epochs_weights(digits_sources, task):
     r = fit(model, train, val, cfg, task)
     losses = [h["val/loss"] for h in r.history]
     assert r.stopped_early and r.epochs_run < 30 and r.restored_best
-    assert r.best_epoch == int(np.argmin(losses)) < r.epochs_run - 1
-    assert r.epochs_run - 1 - r.best_epoch == 2  # stopped after `patience` bad epochs
+    assert r.best_epoch == int(np.argmin(losses)) + 1 < r.epochs_run  # epochs count from 1
+    assert r.epochs_run - r.best_epoch == 2  # stopped after `patience` bad epochs
     # the model holds the best epoch's weights: its val loss is the best epoch's value
     x, y = val.x, val.y
     out = torch.from_numpy(predict(model, x))
     best = torch.nn.functional.cross_entropy(out, y)
-    assert float(best) == pytest.approx(losses[r.best_epoch], rel=1e-5)
+    assert float(best) == pytest.approx(losses[r.best_epoch - 1], rel=1e-5)
     assert float(best) < losses[-1]
 
 

@@ -12,6 +12,9 @@ from kedro.pipeline import Node, Pipeline, pipeline
 from deeppipe.pipelines import nodes
 
 STAGES = ("ingest", "split", "augment", "train", "evaluate", "register")
+# The run's --params, put in the catalog by deeppipe.hooks. Not Kedro's "parameters", which
+# kedro-mlflow would log a second time beside the spec's own params (``parameters.train.epochs``).
+OVERRIDES = "overrides"
 
 
 def _bind(func: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
@@ -28,7 +31,7 @@ def experiment_pipeline(name: str, file: Path, *, offline: bool = False) -> Pipe
     augment_nodes = [Node(nodes.augment_offline, ["spec", "dataset", "split"], "augmented",
                           name="augment", tags=["augment"])] if offline else []
     template = Pipeline([
-        Node(_bind(nodes.resolve_spec, experiment=name, file=str(file)), "parameters", "spec",
+        Node(_bind(nodes.resolve_spec, experiment=name, file=str(file)), OVERRIDES, "spec",
              name="resolve_spec", tags=list(STAGES)),
         Node(nodes.ingest, "spec", "dataset", name="ingest", tags=["ingest"]),
         Node(nodes.split, ["spec", "dataset"], "split", name="split", tags=["split"]),
@@ -39,4 +42,4 @@ def experiment_pipeline(name: str, file: Path, *, offline: bool = False) -> Pipe
         Node(nodes.register, ["spec", "model", "metrics", "dataset", "split"], "registry", name="register",
              tags=["register"]),
     ])
-    return pipeline(template, namespace=name)
+    return pipeline(template, namespace=name, inputs={OVERRIDES})

@@ -15,12 +15,12 @@ from deeppipe.spec.loader import ResolvedSpec, load_spec
 from deeppipe.tracking.mlflow_tracker import current_tracker
 
 
-def resolve_spec(parameters: dict[str, Any], *, experiment: str, file: str) -> ResolvedSpec:
+def resolve_spec(overrides: dict[str, Any], *, experiment: str, file: str) -> ResolvedSpec:
     """The experiment file with the run's ``--params`` (every one a spec key), recorded in MLflow.
     Reads: the whole file."""
     from deeppipe.tracking.stage import record_spec
 
-    rs = load_spec(file, dict(parameters or {}), check_model=False, check_data=False)
+    rs = load_spec(file, dict(overrides or {}), check_model=False, check_data=False)
     record_spec(rs, current_tracker())
     return rs
 

@@ -90,6 +90,25 @@ def describe_version(name: str, version: str | int, description: str, tags: dict
             client.set_model_version_tag(name, str(version), key, str(value))
 
 
+def registered_version(name: str, run_id: str, weights_sha256: str) -> Any:
+    """The version of ``name`` that already holds these weights from this run, if any: a stage run
+    that evaluates and registers a stored model again (``--tags evaluate,register``, a rerun after
+    a kill) finds it instead of adding a copy."""
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except mlflow.exceptions.MlflowException:
+        return None
+    return next((v for v in versions if v.tags.get("deeppipe.weights_sha256") == weights_sha256), None)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
 def promote_if_better(name: str, version: str | int, metric: str, value: float, mode: str,
                       alias: str = "champion") -> dict[str, Any]:
     """Point ``alias`` at ``version`` if it beats the version the alias points at now (or none does).

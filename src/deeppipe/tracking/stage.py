@@ -3,6 +3,7 @@ model into MLflow's registry (``register``)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from pathlib import Path
@@ -46,7 +47,13 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
     from deeppipe.artifact import save_artifact
     from deeppipe.evaluation.metrics import selection
     from deeppipe.tracking import serving
-    from deeppipe.tracking.model_registry import describe_version, log_model, promote_if_better
+    from deeppipe.tracking.model_registry import (
+        alias_version,
+        describe_version,
+        log_model,
+        promote_if_better,
+        registered_version,
+    )
 
     reg = rs.spec.register
     run = mlflow.active_run()
@@ -68,6 +75,16 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         save_artifact(artifact, model_dir)
+        weights = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+        held = registered_version(name, run.info.run_id, weights) if reg.enabled else None
+        if held is not None:
+            value = float(metrics["test"][metric])
+            current = alias_version(name, reg.alias)
+            log.info("%s version %s already holds this model (run %s): not registered again", name, held.version,
+                     run.info.run_id)
+            return {"model_uri": held.source, "registered": True, "registered_model": name,
+                    "version": str(held.version), "alias": reg.alias, "metric": metric, "value": value,
+                    "previous_version": current, "promoted": current == str(held.version), "already": True}
         info, version = log_model(model_dir, example, answer, name if reg.enabled else None, output=output,
                                   step=int(meta.get("weights_epoch") or 0), metadata=metadata)
     result: dict[str, Any] = {"model_uri": info.model_uri, "registered": reg.enabled}
@@ -78,6 +95,7 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
             "deeppipe.experiment": rs.name, "deeppipe.spec_hash": rs.hash,
             "deeppipe.git_commit": _commit(), "deeppipe.data_sha256": meta.get("data_sha256"),
             "deeppipe.run_id": run.info.run_id, "deeppipe.selection_metric": metric,
+            "deeppipe.weights_sha256": weights,
         })
         verdict = "promoted to" if result["promoted"] else "did not beat"
         log.info("registered %s version %s: %s '%s' (%s=%.4f)", name, result["version"], verdict, reg.alias,

@@ -11,8 +11,9 @@ from typing import Any
 class FitResult:
     """Per-epoch history and the outcome of a run.
 
-    ``history[i]`` has ``epoch`` (counting from 0), ``train/loss``, ``val/loss`` and
-    ``val/accuracy`` (classification, when there is a validation set), ``lr``, ``grad_norm``,
+    ``history[i]`` has ``epoch`` (``i + 1``: epochs count from 1 wherever a user reads them, and
+    ``best_epoch`` too), ``train/loss``, ``val/loss`` and ``val/accuracy`` (classification, when
+    there is a validation set), ``lr``, ``grad_norm``,
     ``weight_norm``, ``epoch_time_s``, ``samples_per_s`` and anything ``metrics_fn`` returned.
     """
 

@@ -122,7 +122,7 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
                  seed=spec.seed, spec_hash=key, metrics_fn=validation_metrics(task, _monitored(spec)))
     net.cpu()
     meta.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-                weights_epoch=result.best_epoch if result.restored_best else result.epochs_run - 1,
+                weights_epoch=result.best_epoch if result.restored_best else result.epochs_run,
                 mlflow_run_id=getattr(tracker, "run_id", None), device=str(device))
     artifact = ModelArtifact(spec=spec.to_dict(), meta=meta,
                              state_dict={k: v.detach().cpu() for k, v in net.state_dict().items()})

@@ -338,12 +338,12 @@ class Trainer:
         )
         value = float(values[int(bad_steps[0, 0])]) if len(bad_steps) else float("nan")
         kept = (
-            f"the last good checkpoint (epoch {len(self.history)}) is kept in {self.ckpt_dir}"
+            f"the last good checkpoint (after epoch {len(self.history)}) is kept in {self.ckpt_dir}"
             if self.ckpt_dir is not None and len(self.history)
             else "no checkpoint was written"
         )
         raise TrainingError(
-            f"the training loss became {value} at epoch {epoch} (counting from 0), "
+            f"the training loss became {value} in epoch {epoch + 1} of {self.cfg.epochs}, "
             f"{where}; {kept}. Try a lower train.optimizer.lr, gradient "
             "clipping (train.clip: {norm: 1.0}), a warm-up, or train.precision: fp32."
         )
@@ -427,27 +427,29 @@ class Trainer:
 
     def _loop(self) -> None:
         es = self.cfg.early_stopping
-        for epoch in range(self.start_epoch, self.cfg.epochs):
+        for epoch in range(self.start_epoch, self.cfg.epochs):  # 0-based here (seeds); 1-based for users
             t0 = time.perf_counter()
-            rec = {"epoch": epoch, **self.train_epoch(epoch), **self.evaluate()}
+            number = epoch + 1  # the epoch number users read: history, MLflow steps, messages, plots
+            rec = {"epoch": number, **self.train_epoch(epoch), **self.evaluate()}
             with torch.no_grad():
                 rec["weight_norm"] = float(global_norm(self.all_params))
             rec["epoch_time_s"] = time.perf_counter() - t0
             if self.progress is not None:
                 self.progress.finish(len(self.train_src), rec)
             self.history.append(rec)
-            if self.best.update(epoch, rec) and es is not None and es.restore_best:
+            if self.best.update(number, rec) and es is not None and es.restore_best:
                 self.best_state = {
                     k: v.detach().clone() for k, v in self.model.state_dict().items()
                 }
             if self.schedule is not None:
                 self.schedule.after_epoch(rec)
             if self.main:
-                self.tracker.log_metrics({k: v for k, v in rec.items() if k != "epoch"}, step=epoch)
+                self.tracker.log_metrics({k: v for k, v in rec.items() if k != "epoch"}, step=number)
                 if not self.cfg.progress:
                     log.info(
-                        "epoch %d: %s",
-                        epoch,
+                        "epoch %d/%d: %s",
+                        number,
+                        self.cfg.epochs,
                         ", ".join(f"{k}={v:.4g}" for k, v in rec.items() if k != "epoch"),
                     )
             last = epoch + 1 == self.cfg.epochs
@@ -455,9 +457,10 @@ class Trainer:
                 self.stopped_early = True
                 if self.main:
                     log.info(
-                        "early stopping after epoch %d: %s did not improve for %d epochs "
+                        "early stopping after epoch %d of %d: %s did not improve for %d epochs "
                         "(best %.4g at epoch %s)",
-                        epoch,
+                        number,
+                        self.cfg.epochs,
                         es.monitor,
                         es.patience,
                         self.best.best,
