@@ -30,3 +30,26 @@ def test_node_functions_call_one_stage_function_each() -> None:
         stages = {n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)
                   and n.module.endswith((".stage", ".offline", ".predictor"))}
         assert 1 <= len(stages) <= 2, (fn.name, stages)
+
+
+def test_every_node_says_which_spec_sections_it_reads() -> None:
+    """kedro-viz shows a node's docstring in its code panel: each says which spec sections it
+    reads ("Reads: train, model" or "the whole ..."), and every dotted key it names is real."""
+    import re
+
+    from deeppipe.pipelines import nodes
+    from deeppipe.spec.schema import ExperimentSpec
+
+    sections = set(ExperimentSpec.model_fields)
+    for name in dir(nodes):
+        fn = getattr(nodes, name)
+        if not callable(fn) or getattr(fn, "__module__", "") != nodes.__name__:
+            continue
+        doc = " ".join((fn.__doc__ or "").split())
+        assert "Reads:" in doc, f"{name}: no 'Reads:' line"
+        read = doc.split("Reads:", 1)[1]
+        files = {"yml", "yaml", "json", "npz", "csv", "png", "pt", "html", "onnx"}  # file names, not keys
+        dotted = {a for a, b in re.findall(r"\b([a-z_]+)\.([a-z_]+)", read) if b not in files}
+        words = set(re.findall(r"\b[a-z_]+\b", read))
+        assert dotted <= sections, (name, dotted - sections)
+        assert words & sections or "whole" in words, (name, read)
