@@ -1,0 +1,114 @@
+"""Several ``deeppipe tune`` workers on this machine's PostgreSQL: one study, its budget shared, no
+trial run twice, none lost; a killed worker noticed by its heartbeat and its trial run again."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.integration.conftest import BIN, env, make_project, run
+from tests.tuning.conftest import spec_with
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+NAME = "digits_search"
+PG = "postgresql://postgres@127.0.0.1:5432"
+LR = {"train.optimizer.lr": {"float": [1.0e-3, 0.5], "log": True}}
+
+
+def _databases(count: int):
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        conn = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    conn.autocommit = True
+    names = [f"deeppipe_tune_{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"CREATE DATABASE {name}")
+    yield [f"{PG}/{name}" for name in names]
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()
+
+
+@pytest.fixture
+def pg_database() -> str:
+    yield from (urls[0] for urls in _databases(1))
+
+
+@pytest.fixture
+def mlflow_database() -> str:  # MLflow's tables beside Optuna's would share alembic_version
+    yield from (urls[0] for urls in _databases(1))
+
+
+def test_two_workers_share_one_postgres_study_without_duplicates(tmp_path: Path, pg_database: str,
+                                                                 mlflow_database: str) -> None:
+    tune = {"objective": "val/accuracy", "epochs": 4, "sampler": "grid", "pruner": "none", "storage": pg_database,
+            "space": {"train.optimizer.lr": {"choices": [0.003, 0.01, 0.03, 0.1, 0.3]},
+                      "model.layers[1].Linear.out_features": {"choices": [16, 32]}}}
+    project = make_project(tmp_path / "p", {NAME: spec_with(tune)})
+    cmd = [str(BIN / "deeppipe"), "tune", NAME, "--mlflow"]
+    procs = [subprocess.Popen(cmd, cwd=project, env=env(MLFLOW_TRACKING_URI=mlflow_database), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ran = [int(o.split("this worker ran ")[1].split()[0]) for o, _ in outs]
+    storage = optuna.storages.RDBStorage(pg_database)
+    (name,) = optuna.get_all_study_names(storage)
+    every = optuna.load_study(study_name=name, storage=storage).trials
+    # two workers asking at the same instant may open one trial past the grid: it ends unsampled
+    trials = [t for t in every if not t.user_attrs.get("deeppipe.skipped")]
+    assert all(not t.params and t.state == TrialState.FAIL for t in every if t not in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sum(ran) == len(trials) == len(complete) == 10, (ran, [(t.number, t.state, t.params) for t in every])
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(points) == 10  # no grid point twice, none lost
+    assert min(ran) >= 1, ran  # both workers took part
+    # each worker's MLflow run is the parent of the trials it ran: every trial once, under its worker
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_database)
+    runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
+    parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parents]
+    assert len(parents) == 2 and len(children) == len(runs) - 2 == 10
+    assert sorted(int(r.data.tags["number"]) for r in children) == sorted(t.number for t in complete)
+
+
+def test_a_worker_killed_on_postgres_is_noticed_by_its_heartbeat_and_its_trial_retried(tmp_path: Path,
+                                                                                      pg_database: str) -> None:
+    tune = {"objective": "val/accuracy", "n_trials": 3, "epochs": 60, "sampler": "random", "pruner": "none",
+            "storage": "env:OPTUNA_STORAGE", "heartbeat": 1, "space": LR}  # the URL from the environment
+    project = make_project(tmp_path / "p", {NAME: spec_with(tune)})
+    cmd = [str(BIN / "deeppipe"), "tune", NAME]
+    proc = subprocess.Popen(cmd, cwd=project, env=env(OPTUNA_STORAGE=pg_database), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    storage = optuna.storages.RDBStorage(pg_database)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        names = optuna.get_all_study_names(storage)
+        trials = optuna.load_study(study_name=names[0], storage=storage).trials if names else []
+        if any(t.state == TrialState.COMPLETE for t in trials) and trials[-1].state == TrialState.RUNNING:
+            break
+    else:
+        proc.kill()
+        pytest.fail("the first worker never finished a trial")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(2.5)  # two heartbeats of silence
+    out = run(cmd, project, OPTUNA_STORAGE=pg_database).stdout
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    (stale,) = [t for t in study.trials if t.state == TrialState.FAIL]
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == stale.params
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3 and "this worker ran" in out
