@@ -38,8 +38,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every benchmark (benchmarks/[!_]*.py: each prints its figure last and writes benchmarks/results/<name>.json),
+# then the table of all of them, printed and written to BENCHMARKS.md.
 bench: install
-	@set -e; for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b; done
+	@$(PY) benchmarks/_table.py
 
 # Fashion-MNIST into data/01_raw (Debian package, or FASHION_MNIST_FROM=dir), tracked by DVC.
 data: install

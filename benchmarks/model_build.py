@@ -15,17 +15,16 @@ of meta-device kernels.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from _results import write_result  # benchmarks/_results.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 NAME, GOAL = "model_build", 1.0
@@ -108,6 +107,7 @@ def main() -> None:
         "goal": f"< {GOAL} s for the 32x32 variants",
         "slowest": worst["model"],
         "baseline": "filling the same number of parameters with uniform random numbers",
+        "ratio": worst["ratio_to_fill"],  # build time / fill-only time of the slowest model
         "machine": f"{platform.machine()} {platform.processor() or ''}"
         f" {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread".strip(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -117,11 +117,7 @@ def main() -> None:
         "first_build_in_process_s": round(cold_s, 3),
         "models": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out, prefix=f".{NAME}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, args.out / f"{NAME}.json")
+    write_result(record, args.out)
     print(
         f"slowest: {worst['model']} {worst['build_s']:.3f} s (goal < {GOAL} s); first build in a fresh "
         f"process {cold_s:.2f} s; import deeppipe.models {import_s:.2f} s",

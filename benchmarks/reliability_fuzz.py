@@ -41,6 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _results import write_result  # noqa: E402  (benchmarks/_results.py: this folder is on sys.path)
+
 from deeppipe.errors import SpecError  # noqa: E402
 from deeppipe.spec.loader import load_spec  # noqa: E402
 from deeppipe.spec.paths import flatten, set_path  # noqa: E402
@@ -285,15 +287,11 @@ def main() -> None:
     failures = counts["tracebacks"] + counts["hangs"] + counts["silently_wrong"] + counts["data_lost"]
     record = {
         "name": NAME, "value": failures, "unit": "failures (tracebacks + hangs + silently wrong + data lost)",
-        "goal": "0", "counts": counts, "parts": {k: dict(v) for k, v in parts.items()},
+        "goal": "0", "baseline": "none: a count of failures, not a speed (goal 0)", "ratio": None, "counts": counts, "parts": {k: dict(v) for k, v in parts.items()},
         "machine": f"{platform.machine()} {os.cpu_count()} cpus", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick, "seed": args.seed, "seconds": round(time.perf_counter() - t0, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=args.out, prefix=f".{NAME}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp_path, args.out / f"{NAME}.json")
+    write_result(record, args.out)
     for part, c in parts.items():
         print(f"{part}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))

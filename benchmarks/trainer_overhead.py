@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_result  # benchmarks/_results.py (this folder is on sys.path)
 from torch import nn
 
 from deeppipe.data.batches import TensorBatches
@@ -308,11 +308,7 @@ def cold_start() -> tuple[float, float]:
 
 
 def write_record(record: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{NAME}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, out_dir / f"{NAME}.json")
+    write_result(record, out_dir)
 
 
 def main() -> None:
