@@ -112,3 +112,11 @@ def test_experiments_are_found_by_both_suffixes(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("{}")
     with pytest.raises(SpecError, match="two experiment files"):
         experiment_files(tmp_path)
+
+
+def test_passwords_in_urls_never_reach_mlflow_params() -> None:
+    from deeppipe.tracking.stage import _redacted
+
+    assert _redacted("postgresql://bob:s3cret@db.example:5432/optuna") == "postgresql://bob:***@db.example:5432/optuna"
+    assert _redacted("postgresql://bob@db/optuna") == "postgresql://bob@db/optuna"  # no password: as written
+    assert _redacted("sqlite:///mlflow.db") == "sqlite:///mlflow.db" and _redacted(3) == 3

@@ -20,6 +20,8 @@ from deeppipe.registry import (
     LOSSES,
     METRICS,
     OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
     SCHEDULES,
     SOURCES,
     TRANSFORMS,
@@ -31,7 +33,7 @@ from deeppipe.registry import (
 SRC = Path(__file__).resolve().parents[1] / "src" / "deeppipe"
 ALL = {"layer": LAYERS, "activation": ACTIVATIONS, "initialisation": INITIALISERS, "zoo": ZOO, "loss": LOSSES,
        "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "source": SOURCES, "metric": METRICS,
-       "transform": TRANSFORMS}
+       "transform": TRANSFORMS, "sampler": SAMPLERS, "pruner": PRUNERS}
 
 
 @pytest.mark.parametrize("kind", sorted(ALL))
@@ -39,10 +41,13 @@ def test_every_registry_fills_itself_on_first_lookup(kind: str) -> None:
     assert len(ALL[kind].entries()) >= 5, kind
 
 
-def test_the_ensemble_registry_exists_and_is_empty_until_ensembling_lands() -> None:
-    assert ENSEMBLES.entries() == []
-    with pytest.raises(SpecError, match="unknown ensemble method"):
-        ENSEMBLES.get("soft_voting", path="ensemble.method")
+def test_the_ensemble_registry_holds_every_method_of_issue_12() -> None:
+    names = set(ENSEMBLES.names())
+    assert {"hard_voting", "soft_voting", "averaging", "weighted_averaging", "stacking", "samme"} <= names
+    assert ENSEMBLES.entry("boosting").sequential and ENSEMBLES.entry("stacking").needs == "oof"
+    with pytest.raises(SpecError, match="unknown ensemble method") as info:
+        ENSEMBLES.get("soft_votng", path="ensemble.method")
+    assert info.value.suggestion == "soft_voting"
 
 
 def test_registries_are_declared_in_one_file_only() -> None:

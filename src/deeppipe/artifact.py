@@ -25,17 +25,40 @@ from deeppipe.files import ArtefactError, atomic_dir
 
 
 class Network(nn.Module):
-    """What deeppipe trains and saves: optional input standardisation, then the built network."""
+    """What deeppipe trains and saves: optional input standardisation, then the built network;
+    for a relative forecaster (``relative``), the windows' last values taken off and added back."""
 
     def __init__(self, body: nn.Module, normalizer: nn.Module | None = None,
-                 output_scale: nn.Module | None = None) -> None:
+                 output_scale: nn.Module | None = None, relative: nn.Module | None = None) -> None:
         super().__init__()
         self.normalizer = normalizer if normalizer is not None else nn.Identity()
         self.body = body
         self.output_scale = output_scale if output_scale is not None else nn.Identity()
+        self.relative = relative
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output_scale(self.body(self.normalizer(x)))
+        if self.relative is None:
+            return self.output_scale(self.body(self.normalizer(x)))
+        return self.output_scale(self.body(self.normalizer(x - x[:, -1:]))) + self.relative(x)
+
+
+class WindowRelative(nn.Module):
+    """The last input step's target values, tiled over the horizon (step-major, as the targets):
+    what a relative forecaster adds back to the change it predicts."""
+
+    def __init__(self, target_index: list[int], horizon: int) -> None:
+        super().__init__()
+        self.register_buffer("index", torch.as_tensor(target_index, dtype=torch.long))
+        self.horizon = int(horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, -1, self.index].repeat(1, self.horizon)
+
+    @staticmethod
+    def of(x: np.ndarray, y: np.ndarray, window: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Windows and targets as a relative forecaster sees them (for its statistics)."""
+        last = x[:, -1:, :]
+        return x - last, y - np.tile(last[:, 0, window["target_index"]], (1, int(window["horizon"])))
 
 
 class Rescale(nn.Module):
@@ -90,11 +113,13 @@ def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | No
     if meta.get("normalize"):
         mean = np.asarray(meta.get("mean", 0.0), dtype=np.float32)
         std = np.asarray(meta.get("std", 1.0), dtype=np.float32)
-        norm = Standardize(mean, std, len(shape))
+        norm = Standardize(mean, std, len(shape), feature_last=meta.get("layout") == "sequence")
     scale = None
     if meta.get("target_mean") is not None:
         scale = Rescale(meta["target_mean"], meta["target_std"])
-    return Network(body, norm, scale)
+    rel = meta.get("relative")
+    relative = WindowRelative(rel["target_index"], rel["horizon"]) if rel else None
+    return Network(body, norm, scale, relative)
 
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""The ``deeppipe`` command: check, inspect and prepare experiments without training anything."""
+"""The ``deeppipe`` command: check, inspect and prepare experiments without training anything,
+and ``deeppipe tune``, one worker of a hyperparameter search."""
 
 from __future__ import annotations
 
@@ -53,15 +54,86 @@ def main() -> None:
 def validate(spec: str, params: tuple[str, ...]) -> None:
     """Check SPEC (a file or an experiment name) against its data and network, running nothing."""
     from deeppipe.spec.checks import check_experiment, describe
-    from deeppipe.spec.loader import load_spec
+    from deeppipe.spec.loader import load_spec, validate_search
 
     path = _resolve_experiment(spec)
     rs = load_spec(path, _params(params), check_model=False)
     facts = describe(check_experiment(rs.spec, file=rs.file))
+    validate_search(rs.raw, rs.spec, file=rs.file, check_model=True)  # tune: each sample against the data
     what = f"{facts['classes']} classes" if facts["classes"] else facts["task"]
     n_train, n_val, n_test = facts["split"]
     click.echo(f"{path}: OK ({rs.name}, spec hash {rs.hash}): {what}, input {facts['input']}, "
                f"{facts['parameters']:,} parameters, split {n_train}/{n_val}/{n_test}")
+    if rs.spec.tune is not None:
+        from deeppipe.tuning.study import describe_search
+
+        click.echo(f"  search: {describe_search(rs)}")
+    if rs.spec.ensemble is not None:
+        from deeppipe.ensemble.plan import plan_members
+
+        plans = plan_members(rs.spec, file=rs.file)
+        click.echo(f"  ensemble: {rs.spec.ensemble.method.name} of {len(plans)} members "
+                   f"({', '.join(p.name for p in plans)}), each validated as an experiment")
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--params", "params", multiple=True, help="Override a key: train.epochs=3 (repeatable).")
+@click.option("--storage", help="An Optuna storage URL (postgresql://...): tune.storage for this worker.")
+@click.option("--trials", type=int, help="tune.n_trials: the study's budget, shared by all its workers.")
+@click.option("--mlflow", "track", is_flag=True,
+              help="Track this worker: an MLflow run (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db) with a child per trial.")
+def tune(spec: str, params: tuple[str, ...], storage: str | None, trials: int | None, track: bool) -> None:
+    """One search worker for SPEC's tune: section, without Kedro: start it on several machines (or
+    several times here) with the same database storage to share one study. `kedro run --pipeline
+    NAME --tags tune` is the same search as a tracked pipeline stage."""
+    from deeppipe.data.stage import ingest, split
+    from deeppipe.io import PngFolderDataset, YamlDataset
+    from deeppipe.layout import artefact
+    from deeppipe.spec.loader import load_spec
+    from deeppipe.tuning.stage import tune as search
+
+    overrides = _params(params) | ({"tune.storage": storage} if storage else {}) | (
+        {"tune.n_trials": trials} if trials else {})
+    rs = load_spec(_resolve_experiment(spec), overrides, check_model=False)
+    samples = ingest(rs.spec)
+    parts = split(rs.spec, samples)
+    if track:
+        import platform
+
+        import mlflow
+
+        from deeppipe.tracking.mlflow_tracker import MlflowTracker
+
+        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+        _mlflow_experiment(rs.name)
+        with mlflow.start_run(run_name=f"tune worker {platform.node()}:{os.getpid()}"):
+            result = search(rs, samples, parts, folder=artefact(rs.name, "study"), tracker=MlflowTracker())
+    else:
+        result = search(rs, samples, parts, folder=artefact(rs.name, "study"))
+    YamlDataset(str(artefact(rs.name, "best_params"))).save(result.best)
+    PngFolderDataset(str(artefact(rs.name, "tune_plots"))).save(result.plots)
+    best = result.best
+    click.echo(f"{rs.name}: this worker ran {result.ran} trials; study {best['study']} has {best['trials']}; "
+               f"trial {best['trial']} wins with {best['values']} {best['params']}")
+
+
+def _mlflow_experiment(name: str) -> None:
+    """Set (or create) the experiment; workers started together on a new tracking database race to
+    create its tables and the experiment: the losers try again and find them."""
+    import random
+    import time
+
+    import mlflow
+
+    for attempt in range(8):
+        try:
+            mlflow.set_experiment(name)
+            return
+        except Exception:
+            if attempt == 7:
+                raise
+            time.sleep(0.5 * (attempt + 1) + random.random())
 
 
 @main.command()
@@ -197,6 +269,20 @@ def preview(experiment: str, count: int, output: str | None) -> None:
     out = Path(output) if output else artefact(rs.name, "train_plots") / "augmentation_preview.png"
     write_preview(rs.spec.augment, samples.x, out, n=count, seed=rs.spec.seed)
     click.echo(f"preview written to {out}")
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="File to write (default: beside the model folder).")
+def export(experiment: str, fmt: str, output: str | None) -> None:
+    """Export EXPERIMENT's trained model (one network or an ensemble) as ONNX or TorchScript, checked
+    against PyTorch on the test split (within 1e-4) and logged to the MLflow run that trained it."""
+    from deeppipe.export import export_experiment
+
+    result = export_experiment(experiment, fmt, output)
+    click.echo(f"{result.path} ({result.format}): matches PyTorch on {result.samples} test samples "
+               f"(max abs difference {result.max_abs_diff:.2e})")
 
 
 @main.command(name="list")

@@ -115,19 +115,16 @@ def check_inputs(rs: ResolvedSpec, name: str, inputs: dict[str, Any], *, root: P
     samples, split, model = (inputs.get(f"{name}.{k}") for k in ("dataset", "split", "model"))
     where = {k: str(artefact(name, k, root=root)) for k in ("dataset", "split", "model")}
     if samples is not None:
-        from deeppipe.data.sources import read_key
+        from deeppipe.data.stage import read_as
 
-        d = rs.spec.data
         stored = samples.meta.get("read_as")
-        if stored is not None and stored != read_key(d.source, d.on_error, d.limit):
-            raise _stale("the data set", where["dataset"], "it was read with other data.source, data.on_error "
-                         "or data.limit settings", "ingest", name)
+        if stored is not None and stored != read_as(rs.spec):
+            raise _stale("the data set", where["dataset"], "it was read with other data.source, data.on_error, "
+                         "data.limit or data.task settings", "ingest", name)
     if samples is not None and split is not None:
-        from deeppipe.data.split import make_split
+        from deeppipe.data.stage import split_indices
 
-        s = rs.spec.data.split
-        expected = make_split(samples.y, samples.task, val=s.val, test=s.test, stratify=s.stratify, seed=rs.spec.seed,
-                              n_official_test=samples.n_official_test)
+        expected = split_indices(rs.spec, samples)
         for part in ("train", "val", "test"):
             if not np.array_equal(expected[part], getattr(split, part)):
                 raise _stale("the split", where["split"], f"its {part} indices are not the ones this spec's seed "

@@ -44,8 +44,9 @@ def _leaves(raw: dict[str, Any], keys: list[str]) -> list[str]:
 
 
 def _task_kind(raw: dict[str, Any]) -> str:
-    """multiclass / binary / regression, from the data (cheaply: deeppipe.data.sources.peek), so
-    the plots fit the task; a source that is not there yet falls back on what its type says."""
+    """multiclass / binary / regression / reconstruction, from the spec and the data (cheaply:
+    deeppipe.data.sources.peek), so the plots fit the task; a source that is not there yet falls
+    back on what its type says."""
     from deeppipe.config import parse_section
     from deeppipe.data.config import DataConfig
     from deeppipe.data.sources import peek
@@ -55,6 +56,8 @@ def _task_kind(raw: dict[str, Any]) -> str:
         data = parse_section(DataConfig, raw.get("data"), path="data")
     except SpecError:
         return "multiclass"
+    if data.task == "reconstruction":
+        return "reconstruction"
     try:
         return peek(data.source).task.kind
     except (SpecError, OSError):
@@ -106,9 +109,14 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
             "params": params(["evaluate", "register", "augment.tta"]),
             "metrics": [{metrics: {"cache": False}}],
             "outs": [{preds: {"cache": False}}, {per_class: {"cache": False}}, {plots_dir: {"cache": False}},
-                     {registry: {"cache": False}}],
+                     {registry: {"cache": False}}, {paths["report"]: {"cache": False}},
+                     {paths["curves"]: {"cache": False}}],
         },
     }
+    evaluate = raw.get("evaluate")
+    if isinstance(evaluate, dict) and isinstance(evaluate.get("cv"), dict):  # evaluate.cv: its fold table too
+        stages[f"{name}-evaluate"]["outs"].append({paths["cv"]: {"cache": False}})
+    stages = _ensemble_stages(name, raw, stages, root, params)
     if offline_enabled(raw.get("augment")):
         augmented = paths["augmented"]
         stages = {k: v for k, v in stages.items() if not k.endswith("-train")} | {
@@ -121,19 +129,92 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
             f"{name}-train": {**stages[f"{name}-train"], "deps": [augmented, *stages[f"{name}-train"]["deps"]]},
             f"{name}-evaluate": stages.pop(f"{name}-evaluate"),
         }
+    stages = _tune_stage(name, raw, stages, paths, params)
     for stage in stages.values():
         if not stage["params"]:
             del stage["params"]
     curves = {f"{name}: loss curves": {"x": "epoch", "y": {history: ["train/loss", "val/loss"]}}}
-    if _task_kind(raw) == "regression":
+    kind = _task_kind(raw)
+    if kind == "reconstruction":  # an autoencoder: each test sample's outlier score (sum of squared errors)
+        plots = [{f"{name}: outlier scores": {"template": "scatter", "x": "label", "y": {preds: "score"}}}]
+    elif kind == "regression":
         plots = [
             {f"{name}: predicted vs true": {"template": "scatter", "x": "actual", "y": {preds: "predicted"}}},
             {f"{name}: residuals": {"template": "scatter", "x": "predicted", "y": {preds: "residual"}}},
         ]
     else:
-        plots = [{f"{name}: confusion matrix": {"template": "confusion", "x": "predicted", "y": {preds: "actual"}}}]
+        curve = paths["curves"]
+        plots = [{f"{name}: confusion matrix": {"template": "confusion", "x": "predicted", "y": {preds: "actual"}}},
+                 {f"{name}: ROC": {"template": "simple", "x": "fpr", "y": {f"{curve}/roc.csv": "tpr"}}},
+                 {f"{name}: precision-recall": {"template": "simple", "x": "recall",
+                                                "y": {f"{curve}/precision_recall.csv": "precision"}}},
+                 {f"{name}: reliability": {"template": "linear", "x": "confidence",
+                                           "y": {f"{curve}/calibration.csv": "accuracy"}}}]
     plots += [curves, {plots_dir: None}]
     return stages, plots
+
+
+def _ensemble_stages(name: str, raw: dict[str, Any], stages: dict[str, Any], root: Path,
+                     params: Any) -> dict[str, Any]:
+    """An ensemble's members are DVC stages and outputs of their own (``dvc repro <name>-member-2``
+    retrains one; each depends on the whole ensemble section, the one DVC param that holds its
+    entry); the train stage then only combines them. Boosting's rounds depend on each other: one stage."""
+    from deeppipe.ensemble.plan import pipeline_shape
+    from deeppipe.layout import artefact
+
+    shape = pipeline_shape(raw)
+    if shape is None:
+        return stages
+    train = stages[f"{name}-train"]
+    evaluate = stages[f"{name}-evaluate"]
+    members_json = artefact(name, "ensemble_members", root=root).relative_to(root).as_posix()
+    evaluate["outs"].append({members_json: {"cache": False}})
+    evaluate["params"] = params(["evaluate", "register", "augment.tta", "ensemble"])
+    train["params"] = params(["seed", "imports", "data.normalize", "augment", "model", "train", "ensemble"])
+    if shape.sequential:
+        return stages
+    members = {}
+    outs = [artefact(name, "member_{index}", root=root, index=i).relative_to(root).as_posix() for i in range(shape.count)]
+    for i, after in enumerate(shape.after):
+        previous = [outs[after]] if after is not None else []  # a snapshot cycle continues the previous one
+        members[f"{name}-member-{i}"] = {"cmd": f"kedro run --pipelines {name} --nodes {name}.member_{i}",
+                                         "deps": [*train["deps"], *previous, "src/deeppipe/ensemble"],
+                                         "params": params(["seed", "imports", "data.normalize", "augment", "model",
+                                                           "train", "ensemble"]),
+                                         "outs": [outs[i]]}
+    combine = {**train, "cmd": f"kedro run --pipelines {name} --nodes {name}.ensemble",
+               "deps": [*train["deps"][:2], *(m["outs"][0] for m in members.values()), "src/deeppipe/ensemble"],
+               "params": params(["ensemble"])}
+    out: dict[str, Any] = {}
+    for key, stage in stages.items():
+        if key == f"{name}-train":
+            out.update(members)
+            out[key] = combine
+        else:
+            out[key] = stage
+    return out
+
+
+def _tune_stage(name: str, raw: dict[str, Any], stages: dict[str, Any], paths: dict[str, str],
+                params: Any) -> dict[str, Any]:
+    """A spec with ``tune:`` searches before it trains: the tune stage reruns when the search, what
+    it searches over (everything a trial trains) or the data change; best_params.yml is DVC-tracked
+    and every later stage depends on it. The study persists, so a rerun resumes it."""
+    if not isinstance(raw.get("tune"), dict):
+        return stages
+    best = paths["best_params"]
+    tune = {"cmd": f"kedro run --pipelines {name} --tags tune",
+            "deps": [paths["dataset"], paths["split"], "src/deeppipe/tuning", "src/deeppipe/models",
+                     "src/deeppipe/training", "src/deeppipe/augment", "src/deeppipe/artifact.py"],
+            "params": params(["seed", "imports", "data.normalize", "augment", "model", "train", "tune"]),
+            "outs": [best, {paths["study"]: {"cache": False, "persist": True}}, {paths["tune_plots"]: {"cache": False}}]}
+    out: dict[str, Any] = {}
+    for key, stage in stages.items():
+        later = key.endswith(("-train", "-evaluate")) or "-member-" in key
+        if later and f"{name}-tune" not in out:
+            out[f"{name}-tune"] = tune
+        out[key] = {**stage, "deps": [*stage["deps"], best]} if later else stage
+    return out
 
 
 def build_dvc_yaml(pipelines_dir: Path) -> str:

@@ -101,7 +101,7 @@ class DeeppipeHooks:
         overrides = dict(run_params.get("runtime_params") or {})
         # the full check (data facts, the network on meta) whenever this run builds or trains;
         # a stage run that only evaluates or registers a stored model checks the spec alone
-        deep = bool(stages & {"ingest", "split", "augment", "train"})
+        deep = bool(stages & {"ingest", "split", "augment", "tune", "train"})
         try:
             self._locks = {}
             for name in sorted(set(names) & set(files)):  # one order: two waiting runs never deadlock

@@ -128,19 +128,75 @@ class JsonDataset(_FileDataset):
         write_json(self._filepath, data)
 
 
-class ModelDataset(_FileDataset):
-    """A deeppipe model folder: spec.yaml + model.safetensors + meta.json."""
+class YamlDataset(_FileDataset):
+    """A mapping as YAML (best_params.yml: read by people and by ``dvc params``), written atomically."""
 
     def load(self) -> Any:
-        from deeppipe.artifact import load_artifact
+        from deeppipe.spec.reading import read_yaml
 
         self._check()
-        return load_artifact(self._filepath)
+        return read_yaml(self._filepath)
+
+    def save(self, data: Any) -> None:
+        import yaml
+
+        atomic_write(self._filepath, yaml.safe_dump(data, sort_keys=False))
+
+
+class ModelDataset(_FileDataset):
+    """A deeppipe model folder: spec.yaml + model.safetensors + meta.json (one model or an ensemble)."""
+
+    def load(self) -> Any:
+        from deeppipe.ensemble.artifact import load_model
+
+        self._check()
+        return load_model(self._filepath)
 
     def save(self, data: Any) -> None:
         from deeppipe.artifact import save_artifact
 
         save_artifact(data, self._filepath)
+
+
+class MemberDataset(_FileDataset):
+    """An ensemble member's folder: its model, the rows it trained on, its history."""
+
+    def load(self) -> Any:
+        from deeppipe.ensemble.members import load_member
+
+        self._check()
+        return load_member(self._filepath)
+
+    def save(self, data: Any) -> None:
+        from deeppipe.ensemble.members import save_member
+
+        save_member(data, self._filepath)
+
+
+class CsvFolderDataset(_FileDataset):
+    """Tables as <name>.csv files in one folder (DVC's plot data), swapped in together."""
+
+    def load(self) -> dict[str, Any]:
+        import pandas as pd
+
+        self._check()
+        return {p.stem: pd.read_csv(p) for p in sorted(self._filepath.glob("*.csv"))}
+
+    def save(self, data: dict[str, Any]) -> None:
+        with atomic_dir(self._filepath) as tmp:
+            for name, table in data.items():
+                table.to_csv(tmp / f"{name}.csv", index=False)
+
+
+class TextDataset(_FileDataset):
+    """A text file (the one-file HTML report), written atomically."""
+
+    def load(self) -> str:
+        self._check()
+        return self._filepath.read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        atomic_write(self._filepath, data.encode("utf-8"))
 
 
 class CsvDataset(_FileDataset):

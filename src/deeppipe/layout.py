@@ -55,15 +55,18 @@ def _factories(catalog: Path) -> dict[str, str]:
             if isinstance(spec, dict) and key.startswith("{experiment}.") and "filepath" in spec}
 
 
-def artefact(experiment: str, name: str, *, root: Path | None = None) -> Path:
-    """The path of one of an experiment's catalog entries: ``artefact("digits_cnn", "model")``."""
+def artefact(experiment: str, name: str, *, root: Path | None = None, **fields: str | int) -> Path:
+    """The path of one of an experiment's catalog entries: ``artefact("digits_cnn", "model")``;
+    an entry with more fields names them: ``artefact("e", "member_{index}", index=0)``."""
     root = Path.cwd() if root is None else root
     factories = _factories((root / CATALOG).resolve())
     if name not in factories:
         raise unknown("catalog entry", name, factories, file=str(root / CATALOG))
-    return root / factories[name].format(experiment=experiment)
+    return root / factories[name].format(experiment=experiment, **fields)
 
 
 def artefacts(experiment: str, *, root: Path | None = None) -> dict[str, Path]:
+    """Every entry with the experiment as its only field (``member_{index}`` is one per member)."""
     root = Path.cwd() if root is None else root
-    return {name: artefact(experiment, name, root=root) for name in _factories((root / CATALOG).resolve())}
+    return {name: artefact(experiment, name, root=root) for name in _factories((root / CATALOG).resolve())
+            if "{" not in name}

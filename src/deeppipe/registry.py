@@ -237,7 +237,8 @@ SCHEDULES: Registry[Any] = Registry("schedule", fill=("deeppipe.training.schedul
                                     defaults={"interval": "epoch", "needs_units": False, "abstract": False})
 
 # Data (deeppipe.data): a source type's `config` is the pydantic model of its data.source section.
-SOURCES: Registry[Any] = Registry("data source type", fill=("deeppipe.data.sources.images", "deeppipe.data.sources.tables"),
+SOURCES: Registry[Any] = Registry("data source type", fill=("deeppipe.data.sources.images", "deeppipe.data.sources.tables",
+                                                          "deeppipe.data.sources.series"),
                                   defaults={"config": None})
 
 # Evaluation (deeppipe.evaluation): every metric knows the tasks it fits and which way is better;
@@ -270,5 +271,16 @@ def metric_direction(key: str, mode: str = "auto", *, path: str = "", file: str 
 TRANSFORMS: Registry[Any] = Registry("augmentation transform", fill=("deeppipe.augment.pipeline",),
                                      defaults={"container": False})
 
-# Ensembling (deeppipe.ensemble): empty until the ensembling stage lands.
-ENSEMBLES: Registry[Any] = Registry("ensemble method")
+# Tuning (deeppipe.tuning): Optuna's samplers and pruners by the names a `tune:` section uses.
+# A sampler's `multi_objective` says whether it searches several objectives at once; `grid` ones
+# take their points from the space. A pruner's `resource` names its argument counted in epochs.
+SAMPLERS: Registry[Any] = Registry("sampler", fill=("deeppipe.tuning.samplers",),
+                                   defaults={"multi_objective": False, "grid": False})
+PRUNERS: Registry[Any] = Registry("pruner", fill=("deeppipe.tuning.samplers",), defaults={"resource": None})
+
+# Ensembling (deeppipe.ensemble): a method lists the task kinds it fits, whether its members are
+# trained one after another (boosting) rather than independently, and what fitting its combination
+# reads (`val`: validation predictions, `oof`: out-of-fold predictions).
+ENSEMBLES: Registry[Any] = Registry("ensemble method", fill=("deeppipe.ensemble.methods",),
+                                    defaults={"tasks": ("multiclass", "binary", "regression"),
+                                              "sequential": False, "needs": None})

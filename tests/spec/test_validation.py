@@ -58,6 +58,12 @@ def _refused(raw: dict) -> SpecError:
 
 # (spec, key path the message must name, a word the message must contain)
 REFUSED = [
+    # a network whose weights alone exceed this machine's memory (found by benchmarks/reliability_fuzz.py:
+    # it validated, then stopped building with an out-of-memory error)
+    (_with(REGRESSION, model={"layers": [{"Linear": {"out_features": 10**12}}, "ReLU", {"Linear": {"out_features": 1}}]}),
+     "model", "more than this machine's memory"),
+    (_with(REGRESSION, model={"layers": [{"Linear": {"out_features": 8}}, "ReLU", {"Linear": {"out_features": 1}}],
+                              "width_multiplier": 2**31}), "model", "parameters"),
     # evaluate: metric names, task fit, selection
     (_with(DIGITS, evaluate={"metrics": ["acuracy"]}), "evaluate.metrics[0]", "accuracy"),
     (_with(DIGITS, evaluate={"selection_metric": "f1_marco"}), "evaluate.selection_metric", "f1_macro"),
@@ -151,6 +157,51 @@ REFUSED = [
     (_with(DIGITS, register={"alias": "v1"}), "register.alias", "reserved"),
     (_with(DIGITS, register={"name": "a/b"}), "register.name", "MLflow"),
     (_with(DIGITS, imports=[".foo"]), "imports[0]", "module"),
+    # ensembles (issue 12): the method, its arguments and members, each member as an experiment
+    (_with(DIGITS, ensemble={"method": "soft_votng", "members": [{"seed": 1}, {"seed": 2}]}),
+     "ensemble.method", "soft_voting"),
+    (_with(DIGITS, ensemble={"method": {"name": "stacking", "fold": 3}, "members": [{"seed": 1}, {"seed": 2}]}),
+     "ensemble.method.fold", "folds"),
+    (_with(DIGITS, ensemble={"method": {"name": "stacking", "folds": 1}, "members": [{"seed": 1}, {"seed": 2}]}),
+     "ensemble.method", "at least 2"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}]}), "ensemble.members", "at least two"),
+    (_with(DIGITS, ensemble={"members": [{"seeds": 1}, {"seed": 2}]}), "ensemble.members[0].seeds", "seed"),
+    (_with(DIGITS, ensemble={"members": [{"from_trials": "best5"}]}), "ensemble.members[0].from_trials", "topK"),
+    (_with(DIGITS, ensemble={"method": {"name": "soft_voting", "weights": [1, 2, 3]},
+                             "members": [{"seed": 1}, {"seed": 2}]}), "ensemble.method.weights", "2 weights"),
+    (_with(REGRESSION, ensemble={"method": "hard_voting", "members": [{"seed": 1}, {"seed": 2}]}),
+     "ensemble.method.name", "regression"),
+    (_with(DIGITS, ensemble={"method": "averaging", "members": [{"seed": 1}, {"seed": 2}]}),
+     "ensemble.method.name", "multiclass"),
+    (_with(_with(DIGITS, data__split={"val": 0.0, "test": 0.2}),
+           ensemble={"method": "weighted_averaging", "members": [{"seed": 1}, {"seed": 2}]}),
+     "data.split.val", "never the test"),
+    (_with(DIGITS, ensemble={"method": "stacking", "members": [{"seed": 1}, {"bagging": {"n": 3}}]}),
+     "ensemble.members[1]", "out-of-fold"),
+    (_with(DIGITS, ensemble={"method": "samme", "members": [{"bagging": {"n": 3}}]}), "ensemble.members",
+     "round by round"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"layers": [{"Flatten": {}}, {"Linear": {"out_feature": 10}}]}]}),
+     "ensemble.members[1].model.layers[1].Linear.out_feature", "out_features"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"zoo": "vgg11"}]}), "ensemble.members[1].model.zoo",
+     "cannot be built"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"params": {"train.optimizer.name": "lbfgs"}}]}),
+     "ensemble.members[1].train.optimizer.name", "closure"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"params": {"data.limit": 10}}]}),
+     "ensemble.members[1].params.data.limit", "shares the experiment's data"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"params": {"augment": {
+        "train": [{"RandomCrop": {"height": 6, "width": 6}}], "val": [{"CenterCrop": {"height": 6, "width": 6}}],
+        "test": [{"CenterCrop": {"height": 6, "width": 6}}]}}}]}), "ensemble.members[1]", "one shape"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"from_trials": "top2", "seed": 3}]}), "ensemble.members[1]",
+     "no model, params or seed"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"experiment": "nope"}]}), "ensemble.members[1].experiment",
+     "unknown experiment"),
+    (_with(DIGITS, ensemble={"members": [{"seed": 1}, {"name": "a"}, {"name": "a"}]}), "ensemble.members",
+     "same name"),
+    (_with(DIGITS, ensemble={"members": {"from_trials": "top3"}}), "ensemble.members[0].from_trials", "keep_top"),
+    (_with(DIGITS, evaluate={"cv": {"folds": 1}}), "evaluate.cv.folds", "2"),
+    (_with(_with(DIGITS, data__limit=30), evaluate={"cv": {"folds": 20}}), "evaluate.cv.folds", "too few"),
+    (_with(DIGITS, train__epochs=4, ensemble={"members": {"snapshots": 3}}), "ensemble.members[0].snapshots",
+     "divisor"),
 ]
 
 

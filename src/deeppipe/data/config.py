@@ -43,3 +43,22 @@ class DataConfig(Strict):
     on_error: Literal["raise", "skip"] = "raise"
     normalize: bool = True
     limit: int | None = Field(None, gt=0, description="use only the first N samples (quick tries)")
+    task: Literal["auto", "reconstruction"] = Field(
+        "auto", description="reconstruction: the inputs are the targets (autoencoders); the source's labels are "
+                            "kept to colour the codes and to mark outliers")
+    anomalies: list[str] = Field(default_factory=list, description="classes held out of train and val "
+                                 "(task: reconstruction): the test split's outliers, scored by reconstruction error")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _class_names(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("anomalies"), list):  # [9] names the class "9"
+            data = {**data, "anomalies": [str(a) if isinstance(a, int) and not isinstance(a, bool) else a
+                                          for a in data["anomalies"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _anomalies_need_reconstruction(self) -> DataConfig:
+        if self.anomalies and self.task != "reconstruction":
+            raise ValueError("anomalies (classes held out as outliers) need task: reconstruction")
+        return self

@@ -12,9 +12,13 @@ import torch
 from torch import nn
 
 
-def compute_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (images, (N, C, ...)) or per-feature (tables, (N, F)) mean and std."""
-    if x.ndim >= 3:
+def compute_stats(x: np.ndarray, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (images, (N, C, ...)) or per-feature (tables, (N, F); sequences, (N, T, F) with
+    ``layout: sequence``: over every step, never per step) mean and std."""
+    if layout == "sequence":
+        mean = x.mean(axis=(0, 1), dtype=np.float64)
+        std = x.std(axis=(0, 1), dtype=np.float64)
+    elif x.ndim >= 3:
         axes = (0, *range(2, x.ndim))
         mean = x.mean(axis=axes, dtype=np.float64)
         std = x.std(axis=axes, dtype=np.float64)
@@ -28,9 +32,11 @@ def compute_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Standardize(nn.Module):
     """(x - mean) / std with the statistics as buffers (saved in the state dict)."""
 
-    def __init__(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor, sample_ndim: int) -> None:
+    def __init__(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor, sample_ndim: int,
+                 feature_last: bool = False) -> None:
         super().__init__()
-        shape = (1, -1) + (1,) * (sample_ndim - 1)
+        # images: one statistic per channel (axis 1); sequences (N, T, F): per feature (the last axis)
+        shape = (1,) * sample_ndim + (-1,) if feature_last else (1, -1) + (1,) * (sample_ndim - 1)
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(shape))
         self.register_buffer("std", torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(shape))
 

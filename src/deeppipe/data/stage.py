@@ -50,19 +50,59 @@ def ingest(spec: ExperimentSpec) -> Samples:
     d = spec.data
     t0 = time.perf_counter()
     samples = load_source(d.source, on_error=d.on_error, limit=d.limit)
+    if d.task == "reconstruction":
+        samples = as_reconstruction(samples)
     what = f"{samples.task.num_classes} classes" if samples.task.is_classification else samples.task.kind
     log.info("ingested %d samples of shape %s (%s, %s) in %.2fs", len(samples.x), samples.sample_shape,
              samples.task.kind, what, time.perf_counter() - t0)
     return samples
 
 
-def split(spec: ExperimentSpec, samples: Samples) -> Split:
-    """Seeded (stratified) train/val/test indices, plus k-fold indices when asked."""
-    from deeppipe.data.split import make_split
+def as_reconstruction(samples: Samples) -> Samples:
+    """The inputs become the targets (the training engine reads them when the task is
+    reconstruction); the source's labels stay in ``y`` and their task in ``meta["labels"]``."""
+    from deeppipe.data.task import Task
+
+    meta = {**samples.meta, "labels": samples.task.to_dict()}
+    meta["read_as"] = f"{meta.get('read_as')}+reconstruction"  # what read_as(spec) expects
+    return Samples(samples.x, samples.y, Task("reconstruction", 0), samples.n_official_test, meta)
+
+
+def read_as(spec: ExperimentSpec) -> str:
+    """What ``ingest`` records having read (``meta["read_as"]``): the Kedro hook checks a stored
+    data set against the run's spec with it."""
+    from deeppipe.data.sources import read_key
+
+    d = spec.data
+    key = read_key(d.source, d.on_error, d.limit)
+    return f"{key}+reconstruction" if d.task == "reconstruction" else key
+
+
+def anomaly_rows(spec: ExperimentSpec, samples: Samples) -> np.ndarray:
+    """Which samples belong to ``data.anomalies`` (the held-out classes)."""
+    names = samples.meta.get("labels", {}).get("class_names") or []
+    held = [names.index(a) for a in spec.data.anomalies if a in names]
+    return np.isin(samples.y.astype(np.int64), held) if held else np.zeros(len(samples.y), dtype=bool)
+
+
+def split_indices(spec: ExperimentSpec, samples: Samples) -> dict[str, np.ndarray]:
+    """The split ``spec`` draws from ``samples``; the held-out anomaly classes move to the test part."""
+    from deeppipe.data.split import make_split, time_gap
 
     s = spec.data.split
     out = make_split(samples.y, samples.task, val=s.val, test=s.test, stratify=s.stratify, seed=spec.seed,
-                     n_official_test=samples.n_official_test, folds=s.folds)
-    result = Split.from_arrays(out)
+                     n_official_test=samples.n_official_test, folds=s.folds, time_gap=time_gap(samples.meta))
+    if spec.data.anomalies:
+        outlier = anomaly_rows(spec, samples)
+        moved = np.flatnonzero(outlier)
+        out = {k: v[~outlier[v]] for k, v in out.items()}
+        out["test"] = np.union1d(out["test"], moved)
+    return out
+
+
+def split(spec: ExperimentSpec, samples: Samples) -> Split:
+    """Seeded (stratified) train/val/test indices, plus k-fold indices when asked; windows of a time
+    series are cut by time instead (``data.split.time_split``)."""
+    result = Split.from_arrays(split_indices(spec, samples))
     log.info("split: %d train, %d val, %d test", len(result.train), len(result.val), len(result.test))
     return result

@@ -24,7 +24,7 @@ from deeppipe.registry import METRICS, Entry, check_kwargs
 
 CLASSIFICATION = ("multiclass", "binary")
 REGRESSION = ("regression",)
-DEFAULT_SELECTION = {"classification": "accuracy", "regression": "rmse"}
+DEFAULT_SELECTION = {"classification": "accuracy", "regression": "rmse", "reconstruction": "reconstruction_mse"}
 
 
 def _skm() -> Any:
@@ -121,6 +121,50 @@ def confusion_matrix(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return _skm().confusion_matrix(y_true, probs.argmax(axis=1), labels=_labels(probs))
 
 
+@METRICS.register("average_precision", aliases=("pr_auc",))
+def average_precision(y_true: np.ndarray, probs: np.ndarray) -> float | None:
+    """Area under the precision-recall curve (scikit-learn's average precision): binary, or the
+    one-vs-rest macro average for several classes. Undefined when the labels hold one class."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return None
+    if probs.shape[1] == 2:
+        return float(_skm().average_precision_score(y_true, probs[:, 1]))
+    onehot = np.eye(probs.shape[1])[y_true]
+    scored = onehot.sum(axis=0) > 0  # a class absent from the labels has no PR curve
+    return float(_skm().average_precision_score(onehot[:, scored], probs[:, scored], average="macro"))
+
+
+def calibration_bins(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Confidence (the top class's probability) against accuracy in ``n_bins`` equal-width bins:
+    scikit-learn's ``calibration_curve`` on (correct?, confidence), with its bin counts."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(int)
+    from sklearn.calibration import calibration_curve
+
+    accuracy, mean_conf = calibration_curve(correct, confidence, n_bins=n_bins, strategy="uniform")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins)  # sklearn's binning
+    return {"accuracy": accuracy, "confidence": mean_conf, "count": counts[counts > 0], "edges": edges}
+
+
+@METRICS.register("ece", aliases=("expected_calibration_error",), direction="min")
+def ece(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error: the mean |accuracy - confidence| over equal-width confidence
+    bins, weighted by how many samples each holds (0 = perfectly calibrated). scikit-learn has the
+    calibration curve, not this sum over it."""
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 2:
+        raise ValueError("n_bins must be a whole number of at least 2")
+    b = calibration_bins(y_true, probs, n_bins)
+    return float(np.sum(b["count"] * np.abs(b["accuracy"] - b["confidence"])) / len(y_true))
+
+
+@METRICS.register("confusion_matrix_normalized", scalar=False, default=False)
+def confusion_matrix_normalized(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Row-normalised: each true class's row sums to 1 (its recall on the diagonal)."""
+    return _skm().confusion_matrix(y_true, probs.argmax(axis=1), labels=_labels(probs), normalize="true")
+
+
 @METRICS.register("per_class", scalar=False)
 def per_class(y_true: np.ndarray, probs: np.ndarray) -> list[dict[str, float]]:
     """Precision, recall, F1 and support of every class."""
@@ -153,6 +197,21 @@ def rmse(y_true: np.ndarray, pred: np.ndarray) -> float:
 def r2(y_true: np.ndarray, pred: np.ndarray) -> float:
     """Coefficient of determination: 1 - SSE / SST (0 = predicting the mean)."""
     return float(_skm().r2_score(y_true, pred))
+
+
+@METRICS.register("reconstruction_mse", tasks=("reconstruction",), direction="min", needs="values")
+def reconstruction_mse(y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean squared reconstruction error of an autoencoder over every input value (targets: the inputs)."""
+    return float(_skm().mean_squared_error(y_true, pred))
+
+
+@METRICS.register("mape", tasks=REGRESSION, direction="min", needs="values", default=False)
+def mape(y_true: np.ndarray, pred: np.ndarray) -> float | None:
+    """Mean absolute percentage error, as a fraction (scikit-learn's: 0.05 is 5%); absent when a
+    target is 0, where it is undefined."""
+    if np.any(np.asarray(y_true) == 0):
+        return None
+    return float(_skm().mean_absolute_percentage_error(y_true, pred))
 
 
 # ------------------------------------------------------------------------------- computation
@@ -280,6 +339,7 @@ def validation_metrics(task: Task, names: Sequence[str]) -> Callable[[np.ndarray
 def selection(task: Task, name: str | None) -> tuple[str, str]:
     """(metric, 'max'|'min') that decides whether a new model beats the registry's champion."""
     if name is None:
-        name = DEFAULT_SELECTION["classification" if task.is_classification else "regression"]
+        name = DEFAULT_SELECTION["classification" if task.is_classification else
+                                 "reconstruction" if task.kind == "reconstruction" else "regression"]
     entry = METRICS.entry(name, path="evaluate.selection_metric")
     return entry.name, entry.direction

@@ -1,5 +1,6 @@
-"""The end-of-run summary table: the test metrics, the epoch the weights come from and the
-registry's decision, printed once, last, so a user reads the outcome at a glance."""
+"""The end-of-run summary table: the test metrics (a forecast's beside its naive baselines'), the
+epoch the weights come from and the registry's decision, printed once, last, so a user reads the
+outcome at a glance."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def summary_table(experiment: str, metrics: dict[str, Any], registry: dict[str, 
     table = Table(title=title, title_style="bold", min_width=48)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    baselines = metrics.get("baselines") or {}
     for k, v in metrics.get("test", {}).items():
-        table.add_row(k, f"{v:.4f}")
+        beside = ", ".join(f"{b.replace('_', '-')} {m[k]:.4f}" for b, m in baselines.items() if k in m)
+        table.add_row(k, f"{v:.4f}" + (f" ({beside})" if beside else ""))
     train = metrics.get("train", {})
     if train.get("weights_epoch") is not None:
         table.add_row("weights from epoch", f"{train['weights_epoch']} of {train.get('epochs_run')}")

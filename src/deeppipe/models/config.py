@@ -25,6 +25,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -129,6 +130,20 @@ Block = _one_of(lambda v: "layers" if isinstance(v, list) else "block", block=Bl
                 layers=list[Entry])
 
 
+class Pretrained(Strict):
+    """Weights to start from (transfer learning): ``deeppipe.models.pretrained``."""
+
+    source: str = Field(alias="from", description="a deeppipe model folder (data/06_models/<experiment>/model), a "
+                        "checkpoint (.pt, .safetensors), or an MLflow model URI (models:/<name>@<alias>, runs:/<id>/model)")
+    layers: list[str] = Field(default_factory=lambda: ["*"], description="glob patterns of the parameter names "
+                              "to load (e.g. ['0.*', 'code.*']); the others (a new head) start fresh")
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class LayersModel(Strict):
     """A network written as a layer list: a chain, or a graph whose entries name their inputs."""
 
@@ -138,6 +153,7 @@ class LayersModel(Strict):
     args: Args = Field(None, description="arguments of the whole model, used as $name")
     activation: Named | None = Field(None, description="default activation of blocks and Activation layers")
     init: Named = Field(None, description="initialisation of every weight layer (default: auto)")
+    pretrained: Pretrained | None = Field(None, description="weights to start from (transfer learning)")
     width_multiplier: Number = Field(None, description="scales the width of every layer but the head")
     depth_multiplier: Number = Field(None, description="scales every repeat: count")
     output: str | None = Field(None, description="the name of the output node (default: the last)")
@@ -169,6 +185,7 @@ class ZooModel(BaseModel):
     depth_multiplier: Number = Field(None, description="scales every repeat: count")
     activation: Named | None = Field(None, description="the model's default activation")
     init: Named = Field(None, description="initialisation of every weight layer")
+    pretrained: Pretrained | None = Field(None, description="weights to start from (transfer learning)")
 
 
 # validation picks by the raw mapping, serialisation by the model instance (no "unexpected value")

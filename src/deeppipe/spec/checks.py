@@ -17,7 +17,7 @@ from torch import nn
 
 from deeppipe.data.sources import SourceInfo, peek
 from deeppipe.data.task import Task
-from deeppipe.errors import SpecError, join_path
+from deeppipe.errors import SpecError, join_path, unknown
 from deeppipe.registry import LOSSES
 from deeppipe.spec.schema import ExperimentSpec
 from deeppipe.training.config import TrainConfig
@@ -41,17 +41,21 @@ class Facts:
     num_test: int
 
 
-def check_experiment(spec: ExperimentSpec, *, file: str | None = None) -> Facts:
-    """Raise SpecError at the first part of ``spec`` a run on this data would fail on."""
+def check_experiment(spec: ExperimentSpec, *, file: str | None = None, info: SourceInfo | None = None) -> Facts:
+    """Raise SpecError at the first part of ``spec`` a run on this data would fail on. ``info``:
+    the data's facts when already read (a search validates every trial's spec on the same data)."""
     from deeppipe.evaluation.config import check_against as check_evaluate
     from deeppipe.training.checks import check_against as check_train
 
     try:
-        info = peek(spec.data.source, on_error=spec.data.on_error)
+        info = info if info is not None else peek(spec.data.source, on_error=spec.data.on_error)
     except SpecError as err:
         raise err.with_context(file=file) from None
     task = info.task
     _check_classes(info, file)
+    if spec.data.task == "reconstruction":
+        _check_anomalies(spec, info, file)
+        task = Task("reconstruction", 0)
     n_train, n_val, n_test = _check_split(spec, info, file)
     shape = _check_augment(spec, info.sample_shape, file)
     model = _check_model(spec, task, shape, info, file)
@@ -62,8 +66,45 @@ def check_experiment(spec: ExperimentSpec, *, file: str | None = None) -> Facts:
     if info.num_samples is not None:
         _check_batch_norm(spec, model, shape, n_train, file)
     check_train(train, task, has_val=n_val > 0, model=model, image_input=len(shape) == 3, file=file)
-    check_evaluate(spec.evaluate, task, file=file)
-    return Facts(info, task, shape, model, n_train, n_val, n_test)
+    check_evaluate(spec.evaluate, task, file=file, n_train=n_train)
+    facts = Facts(info, task, shape, model, n_train, n_val, n_test)
+    if spec.ensemble is not None:
+        _check_ensemble(spec, facts, file)
+    return facts
+
+
+def _check_ensemble(spec: ExperimentSpec, facts: Facts, file: str | None) -> None:
+    """Every member checked as an experiment on this data (at its entry's key path), members that
+    read one input shape, and the method against the task, the split and the member count."""
+    from deeppipe.ensemble.plan import parse_member, plan_members
+    from deeppipe.ensemble.trials import check_trials
+
+    check_trials(spec, file=file)
+    plans = plan_members(spec, file=file)
+    for plan in (p for p in plans if p.trial is None):
+        try:
+            member = check_experiment(parse_member(plan, file=file), file=file)
+        except SpecError as err:
+            raise err.with_context(file=file, prefix=plan.path if not err.path.startswith(plan.path) else "") from None
+        if member.input_shape != facts.input_shape:
+            raise SpecError("every member must read inputs of one shape", path=plan.path, file=file,
+                            expected=f"inputs of shape {list(facts.input_shape)}", found=list(member.input_shape))
+    spec.ensemble.build_method(file=file).check(facts.task, plans=plans, n_train=facts.num_train,
+                                                n_val=facts.num_val, file=file)
+
+
+def _check_anomalies(spec: ExperimentSpec, info: SourceInfo, file: str | None) -> None:
+    """Held-out anomaly classes must be classes of the data, and leave normal ones to train on."""
+    names = list(info.task.class_names)
+    for i, a in enumerate(spec.data.anomalies):
+        if not names:
+            raise SpecError("anomalies are classes, but this data has no class labels", path="data.anomalies",
+                            file=file, expected="a labelled source", found=spec.data.anomalies)
+        if a not in names:
+            raise unknown("class", a, names, path=f"data.anomalies[{i}]", file=file)
+    if names and set(spec.data.anomalies) >= set(names):
+        raise SpecError("every class is held out as an anomaly: nothing normal is left to train on",
+                        path="data.anomalies", file=file, expected="some of the classes", found=spec.data.anomalies)
 
 
 def _check_classes(info: SourceInfo, file: str | None) -> None:
@@ -85,6 +126,14 @@ def _check_split(spec: ExperimentSpec, info: SourceInfo, file: str | None) -> tu
     if n is None:
         return 1, int(s.val > 0), int(s.test != 0)
     limit = spec.data.limit
+    if info.time_gap is not None:  # windows of a time series: cut by time (data.split.time_split)
+        from deeppipe.data.split import time_split
+
+        try:
+            parts = time_split(min(n, limit or n), val=s.val, test=s.test, gap=info.time_gap, folds=s.folds)
+        except SpecError as err:
+            raise err.with_context(file=file) from None
+        return len(parts["train"]), len(parts["val"]), len(parts["test"])
     official = info.n_official_test
     if limit is not None and limit < n:
         official = min(official, max(1, limit // 5)) if official else 0
@@ -168,8 +217,15 @@ def _check_model(spec: ExperimentSpec, task: Task, shape: tuple[int, ...], info:
         what = "reconstructs its input (an autoencoder)" if out_shape == shape else f"outputs {out_shape} per sample"
         raise SpecError(f"the network {what}, but the data is labelled for {task.kind} "
                         f"({task.num_outputs} output(s) per sample)", path="model", file=file,
-                        expected=f"a network ending in {task.num_outputs} output(s)", found=list(out_shape))
+                        expected=f"a network ending in {task.num_outputs} output(s)"
+                        + (" (or data.task: reconstruction, to train it as an autoencoder)" if out_shape == shape
+                           else ""), found=list(out_shape))
     _check_embeddings(model, info, file)
+    _check_size(spec, model, file)
+    if spec.model.pretrained is not None:  # readable, and every selected weight of the same shape
+        from deeppipe.models.pretrained import check_pretrained
+
+        check_pretrained(model, spec.model.pretrained, file=file)
     loss = spec.train.loss
     if loss is not None and loss.name.lower() == "ctc" and len(out_shape) != 2:
         raise SpecError("ctc aligns label sequences with per-step outputs (T, C); this network outputs one "
@@ -247,6 +303,36 @@ def _check_sharing(model: nn.Module, train: TrainConfig, file: str | None) -> No
         sharing_pairs(model, train.regularization)
     except SpecError as err:
         raise err.with_context(file=file) from None
+
+
+def device_memory(device: str) -> tuple[str, int | None]:
+    """(what, bytes) of the memory training would use: the GPU's for cuda, else this machine's RAM."""
+    import os
+
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        if torch.cuda.is_available():
+            index = int(device.partition(":")[2] or 0)
+            return f"GPU {index}", int(torch.cuda.get_device_properties(index).total_memory)
+        return "the GPU", None
+    try:
+        return "this machine's memory", int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no figure to check against
+        return "this machine's memory", None
+
+
+def _check_size(spec: ExperimentSpec, model: nn.Module, file: str | None) -> None:
+    """A network whose weights alone exceed the training device's memory cannot train anywhere
+    here: refused before any work (the run would stop at build with an out-of-memory error)."""
+    count = sum(p.numel() for p in model.parameters())
+    what, total = device_memory(spec.train.device)
+    need = count * 4  # fp32 weights alone; training needs about 4x (gradients, optimiser state)
+    if total is not None and need > total:
+        raise SpecError(f"the network has {count:,} parameters ({need / 2**30:,.1f} GiB in fp32 for the weights "
+                        f"alone, about 4x that to train), more than {what} ({total / 2**30:,.1f} GiB)",
+                        path="model", file=file, expected="a smaller network (fewer or narrower layers, a "
+                        "smaller width_multiplier)", found=f"{count:,} parameters")
 
 
 def _check_batch_norm(spec: ExperimentSpec, model: nn.Module, shape: tuple[int, ...], n_train: int,

@@ -91,7 +91,24 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
         from deeppipe.spec.checks import check_experiment
 
         check_experiment(spec, file=file)
+    validate_search(raw, spec, file=file, check_model=check_model)
     return spec
+
+
+def validate_search(raw: dict[str, Any], spec: ExperimentSpec, *, file: str | None, check_model: bool) -> None:
+    """The ``tune:`` section against its spec: each sample a search may draw is validated at the
+    same depth (``check_model``: against the data, the network built on meta)."""
+    if spec.tune is None:
+        return
+    from deeppipe.tuning.checks import check_tune
+
+    task = None
+    if check_model:
+        from deeppipe.data.sources import peek
+
+        task = peek(spec.data.source, spec.data.on_error).task
+    check_tune(raw, spec, file=file, task=task, validate=lambda sample: validate(
+        sample, file=file, check_model=check_model, check_data=False))
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, *, check_model: bool = True,

@@ -8,7 +8,9 @@ augment:    ``deeppipe.augment.config.AugmentConfig``
 model:      ``deeppipe.models.config.ModelConfig``
 train:      ``deeppipe.training.config.TrainConfig``
 evaluate:   ``deeppipe.evaluation.config.EvaluateConfig``
+ensemble:   ``deeppipe.ensemble.config.EnsembleConfig``
 register:   ``deeppipe.tracking.config.RegisterConfig``
+tune:       ``deeppipe.tuning.config.TuneConfig``
 ==========  =========================================
 """
 
@@ -22,10 +24,12 @@ from pydantic import Field
 from deeppipe.augment.config import AugmentConfig
 from deeppipe.config import Strict
 from deeppipe.data.config import DataConfig
+from deeppipe.ensemble.config import EnsembleConfig
 from deeppipe.evaluation.config import EvaluateConfig
 from deeppipe.models.config import ModelConfig, model_dict
 from deeppipe.tracking.config import RegisterConfig
 from deeppipe.training.config import TrainConfig
+from deeppipe.tuning.config import TuneConfig
 
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
@@ -39,7 +43,9 @@ class ExperimentSpec(Strict):
     model: ModelConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    ensemble: EnsembleConfig | None = Field(None, description="members and how they are combined (deeppipe.ensemble)")
     register: RegisterConfig = Field(default_factory=RegisterConfig)
+    tune: TuneConfig | None = None
 
     def to_dict(self, *, exclude_none: bool = False) -> dict[str, Any]:
         """The resolved spec as plain data: every section with its defaults filled in, except the

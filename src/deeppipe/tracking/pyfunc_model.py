@@ -21,9 +21,9 @@ from mlflow.pyfunc import PythonModel
 
 class DeeppipePyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
-        from deeppipe.artifact import load_artifact
+        from deeppipe.ensemble.artifact import load_model  # one model or an ensemble of them
 
-        self.artifact = load_artifact(context.artifacts["model"])
+        self.artifact = load_model(context.artifacts["model"])
         self.net = self.artifact.build()
         # MLflow's scoring server puts repr(request data) in front of an error message; keep that
         # repr to a few values so a refused request is not echoed back whole

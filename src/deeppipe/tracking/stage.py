@@ -28,7 +28,7 @@ def record_spec(rs: ResolvedSpec, tracker: Tracker) -> None:
     from deeppipe.spec.paths import flatten
     from deeppipe.tracking.provenance import git_commit
 
-    params = flatten(rs.spec.to_dict())
+    params = {k: _redacted(v) for k, v in flatten(rs.spec.to_dict()).items()}
     tracker.log_params({k: ("null" if v is None else v) for k, v in params.items()})
     tags = {"deeppipe.experiment": rs.name, "deeppipe.spec_hash": rs.hash, "deeppipe.spec_file": rs.file,
             "mlflow.note.content": rs.spec.description or rs.name}
@@ -36,6 +36,21 @@ def record_spec(rs: ResolvedSpec, tracker: Tracker) -> None:
     if commit:
         tags["deeppipe.git_commit"] = commit
     tracker.set_tags(tags)
+
+
+def _redacted(value: Any) -> Any:
+    """A URL's password never reaches MLflow (``tune.storage: postgresql://user:secret@host/db``)."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        from urllib.parse import urlsplit, urlunsplit
+
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return value
+        if parts.password:
+            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
 
 
 def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any], samples: Samples,

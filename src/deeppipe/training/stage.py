@@ -50,27 +50,38 @@ def model_facts(rs: ResolvedSpec, samples: Samples, split: Split) -> dict[str, A
         shape = tuple(augmented_shape(spec.augment, shape))
     normalize = spec.data.normalize
     if normalize:
-        probe = build_model(spec.model, shape, task.num_outputs, file=rs.file, device="meta")
+        outputs = task.num_outputs if task.kind != "reconstruction" else None  # an autoencoder: the input's shape
+        probe = build_model(spec.model, shape, outputs, file=rs.file, device="meta")
         if any(isinstance(m, torch.nn.Embedding) for m in probe.modules()):
             log.info("inputs are token ids read by an Embedding: not standardised")
             normalize = False
+    layout = samples.meta.get("layout")  # "sequence": (N, T, F) windows, scaled per feature
     meta: dict[str, Any] = {"experiment": rs.name, "spec_hash": rs.hash, "input_shape": list(shape),
-                            "task": task.to_dict(), "normalize": normalize}
+                            "task": task.to_dict(), "normalize": normalize, "layout": layout}
     tr = split.train
+    window = samples.meta.get("window") or {}
+    if window.get("relative"):  # the network sees (and is scaled for) changes from each window's last value
+        meta["relative"] = {"target_index": window["target_index"], "horizon": window["horizon"]}
     if normalize:
-        mean, std = compute_stats(samples.x[tr])
+        x, y = samples.x[tr], samples.targets()[tr]
+        if window.get("relative"):
+            from deeppipe.artifact import WindowRelative
+
+            x, y = WindowRelative.of(x, y, window)
+        mean, std = compute_stats(x, layout)
         meta.update(mean=mean.tolist(), std=std.tolist())
         if task.kind == "regression":
-            y = samples.targets()[tr]
             t_mean, t_std = compute_stats(y.reshape(len(tr), -1))
             meta.update(target_mean=t_mean.tolist(), target_std=t_std.tolist())
     return meta
 
 
 def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker: Tracker | None = None,
-                   checkpoints: Path | None = None, offline: Samples | None = None) -> TrainedModel:
+                   checkpoints: Path | None = None, offline: Samples | None = None,
+                   init: dict[str, torch.Tensor] | None = None) -> TrainedModel:
     """Train the experiment's network on ``split.train`` (or the offline-augmented set), validating
-    on ``split.val``. With ``checkpoints`` (a folder) a killed run resumes where it stopped."""
+    on ``split.val``. With ``checkpoints`` (a folder) a killed run resumes where it stopped; ``init``
+    (a state dict of the same network) is where training starts (a snapshot ensemble's next cycle)."""
     import deeppipe.training.resume as resume
     from deeppipe.augment.apply import build_train_source, eval_view
     from deeppipe.augment.offline import offline_set
@@ -101,6 +112,15 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
         net = assemble(spec.model, meta, file=rs.file)
     except (RuntimeError, MemoryError) as exc:  # the CPU allocator refusing a network too large
         raise oom_building(exc, spec, meta) from exc
+    if spec.model.pretrained is not None:  # transfer learning: the selected weights of another model
+        from deeppipe.models.pretrained import load_pretrained
+
+        moved = load_pretrained(net.body, spec.model.pretrained, file=rs.file)
+        meta["pretrained"] = {"from": spec.model.pretrained.source, "loaded": len(moved.loaded),
+                              "missing": len(moved.missing)}
+        tracker.set_tags({"deeppipe.pretrained": spec.model.pretrained.source})
+    if init is not None:
+        net.load_state_dict(init, strict=True)
     plots = describe_model(rs, net, meta, tracker)
 
     device = resolve_device(spec.train.device)

@@ -63,6 +63,7 @@ class SourceInfo:
     class_counts: tuple[int, ...] | None = None  # of every sample, official test included
     integer_inputs: bool = False  # every input value a whole number >= 0 (token ids)
     max_input: float | None = None
+    time_gap: int | None = None  # windows of a time series: split by time with this gap (data.split.time_gap)
 
     @classmethod
     def of(cls, data: Samples) -> SourceInfo:
@@ -70,8 +71,9 @@ class SourceInfo:
         whole = bool(x.size) and bool(np.all(x >= 0)) and bool(np.all(np.equal(np.mod(x, 1), 0)))
         counts = (tuple(int(c) for c in np.bincount(data.y.astype(np.int64), minlength=data.task.num_classes))
                   if data.task.is_classification and len(data.y) else None)
+        window = data.meta.get("window")
         return cls(data.sample_shape, data.task, len(x), data.n_official_test, counts, whole,
-                   float(x.max()) if x.size else None)
+                   float(x.max()) if x.size else None, int(window["horizon"]) - 1 if window else None)
 
 
 def _classification_task(class_names: list[str] | tuple[str, ...]) -> Task:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from deeppipe.config import Strict
 from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task, finite_rows
@@ -21,6 +22,14 @@ class SklearnSource(Strict):
 
     type: Literal["sklearn"]
     name: Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+    as_sequence: bool = Field(False, description="digits only: each image as a sequence of its 8 rows (8 steps of "
+                              "8 features), for recurrent networks")
+
+    @model_validator(mode="after")
+    def _digits_only(self) -> SklearnSource:
+        if self.as_sequence and self.name != "digits":
+            raise ValueError(f"as_sequence reads the digits' images row by row; {self.name} is a table")
+        return self
 
 
 class CsvSource(Strict):
@@ -44,6 +53,10 @@ class NpzSource(Strict):
     y_test: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
     class_names: list[str] | None = None
+    layout: Literal["auto", "image", "sequence", "table"] = Field(
+        "auto", description="auto: 4-D arrays and uint8 arrays are images (scaled to [0, 1]), other 3-D arrays "
+                            "are sequences (N, steps, features: never rescaled, standardised per feature), 2-D "
+                            "arrays are tables")
 
 
 # ------------------------------------------------------------------------------- sklearn
@@ -53,9 +66,12 @@ def _read_sklearn(src: Any) -> Samples:
     loader = getattr(datasets, f"load_{src.name}")
     bunch = loader()
     if src.name == "digits":
-        x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
-        return Samples(x, bunch.target.astype(np.int64), _classification_task([str(i) for i in range(10)]),
-                       meta={"source": "sklearn:digits"})
+        x = (bunch.images / 16.0).astype(np.float32)
+        if src.as_sequence:  # (N, 8 steps, 8 features): the rows, top to bottom
+            return Samples(x, bunch.target.astype(np.int64), _classification_task([str(i) for i in range(10)]),
+                           meta={"source": "sklearn:digits", "layout": "sequence"})
+        return Samples(x[:, None, :, :], bunch.target.astype(np.int64),
+                       _classification_task([str(i) for i in range(10)]), meta={"source": "sklearn:digits"})
     x = bunch.data.astype(np.float32)
     if src.name == "diabetes":
         return Samples(x, bunch.target.astype(np.float32), Task("regression", 1), meta={"source": "sklearn:diabetes",
@@ -204,11 +220,17 @@ def _read_npz(src: Any, on_error: str) -> Samples:
     if not keep.all():
         n_test -= int((~keep[len(keep) - n_test:]).sum()) if n_test else 0
         x, y_raw = x[keep], y_raw[keep]
+    layout = src.layout
+    if layout == "auto":
+        layout = "image" if x.ndim == 4 or (x.ndim == 3 and x.dtype == np.uint8) else (
+            "sequence" if x.ndim == 3 else "table")
     x = x.astype(np.float32)
-    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-        x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-    if x.ndim >= 3 and x.size and x.max() > 1.0:
-        x = x / 255.0
+    if layout == "image":
+        if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        if x.size and x.max() > 1.0:
+            x = x / 255.0  # 8-bit pixels; a sequence is never rescaled (it has no "255")
+    extra = {"layout": "sequence"} if layout == "sequence" else {}
     y, task, meta = _targets(y_raw, src.task, str(path))
     if src.class_names and task.is_classification:
         if len(src.class_names) != task.num_classes:
@@ -216,7 +238,7 @@ def _read_npz(src: Any, on_error: str) -> Samples:
                             path="data.source.class_names", file=str(path),
                             expected=f"{task.num_classes} names, one per class", found=src.class_names)
         task = _classification_task(src.class_names)
-    return Samples(x, y, task, n_official_test=n_test, meta={"source": f"npz:{path}", **meta})
+    return Samples(x, y, task, n_official_test=n_test, meta={"source": f"npz:{path}", **meta, **extra})
 
 
 @SOURCES.register("sklearn", config=SklearnSource)

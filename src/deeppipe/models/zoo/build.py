@@ -89,7 +89,7 @@ def build_zoo(spec: dict[str, Any], req: BuildRequest) -> LayerGraph:
     name = str(spec["zoo"]).lower()
     zspec = load(name, path=zpath, file=req.file)
     declared = dict(zspec.get("args") or {})
-    overrides = {k: v for k, v in spec.items() if k != "zoo"}
+    overrides = {k: v for k, v in spec.items() if k not in ("zoo", "pretrained")}  # weights: models.pretrained
     new_args = _head(name, declared, overrides, req)
     in_channels = overrides.pop("in_channels", None)
     input_size = overrides.pop("input_size", None)
