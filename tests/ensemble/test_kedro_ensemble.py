@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -18,7 +14,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import BIN, TINY_DIGITS, make_project, run
-from tests.integration.test_served_model import _digits, _free_port, _post
+from tests.integration.test_served_model import _digits, _post, serving
 
 pytestmark = pytest.mark.slow  # real CLIs end to end, like tests/integration
 NAME = "digits_ens"
@@ -67,18 +63,7 @@ def test_the_registered_ensemble_is_one_model_served_over_http(project: Path, tm
     model = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path=str(tmp_path / "m")))
     meta = json.loads((model / "artifacts" / "model" / "meta.json").read_text())
     assert len(meta["ensemble"]["members"]) == 3  # the members travel inside the one model
-    port = _free_port()
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", str(model), "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with serving(model) as port:
         x, y = _digits()
         status, body = _post(port, {"inputs": x[:20].tolist()})
         probs = np.asarray(body["predictions"])
@@ -87,9 +72,6 @@ def test_the_registered_ensemble_is_one_model_served_over_http(project: Path, tm
         assert status == 200 and (np.asarray(body["predictions"]) == y[:20]).mean() > 0.7
         status, body = _post(port, {"inputs": x[:20, :, :4, :4].tolist()})
         assert 400 <= status < 500 and "shape" in body.get("message", "")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_export_and_dvc_stages(project: Path) -> None:

@@ -60,3 +60,30 @@ def run(args: list[str], cwd: Path, check: bool = True, **extra_env: str) -> sub
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("proj"), {"digits_tiny": TINY_DIGITS})
+
+
+PG = "postgresql://postgres@127.0.0.1:5432"  # this machine's PostgreSQL (see .library/env)
+
+
+def fresh_databases(count: int, prefix: str = "deeppipe_test"):
+    """A generator fixture body: ``count`` new, empty PostgreSQL databases (their URLs), dropped
+    afterwards; the test is skipped when the server is not reachable."""
+    import uuid
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        conn = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    conn.autocommit = True
+    names = [f"{prefix}_{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield [f"{PG}/{name}" for name in names]
+    finally:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()

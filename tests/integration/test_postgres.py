@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import TINY_DIGITS, make_project, run
+from tests.integration.conftest import TINY_DIGITS, fresh_databases, make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-PG = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture
 def pg_database() -> str:
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        conn = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    conn.autocommit = True
-    name = f"deeppipe_test_{uuid.uuid4().hex[:8]}"
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    yield f"{PG}/{name}"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    yield from (urls[0] for urls in fresh_databases(1))
 
 
 def test_kedro_run_tracks_into_postgres(tmp_path: Path, pg_database: str) -> None:

@@ -5,6 +5,7 @@ it cannot answer."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -110,6 +111,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(model: Path):
+    """A real `mlflow models serve` of ``model`` on a free loopback port (yielded), once it answers /ping."""
+    port = _free_port()
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", str(model), "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _post(port: int, body: dict) -> tuple[int, dict]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -122,18 +144,7 @@ def _post(port: int, body: dict) -> tuple[int, dict]:
 
 def test_serving_answers_what_it_can_and_refuses_the_rest_with_4xx(trained: Path, tmp_path: Path) -> None:
     model = _download(trained, tmp_path / "model")
-    port = _free_port()
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", str(model), "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with serving(model) as port:
         x, y = _digits()
         rows = x[:20].tolist()
         status, body = _post(port, {"inputs": rows})
@@ -156,7 +167,4 @@ def test_serving_answers_what_it_can_and_refuses_the_rest_with_4xx(trained: Path
             assert word in body.get("message", ""), body
             # MLflow prefixes repr(request): deeppipe keeps it to a few values, never the whole request
             assert len(body["message"]) < 600 and len(body["message"]) < len(json.dumps(request["inputs"]))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(tmp_path / "model", ignore_errors=True)
+    shutil.rmtree(tmp_path / "model", ignore_errors=True)

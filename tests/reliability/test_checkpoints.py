@@ -22,6 +22,7 @@ from deeppipe.training import TrainingError, checkpoint_info, fit
 from deeppipe.training.checkpoint import CHECKPOINT
 from deeppipe.training.resume import checkpoint_dir, clear_finished, resume_key
 from deeppipe.training.stage import fit_experiment
+from tests.trackers import Crash
 from tests.training.helpers import mlp, quiet
 
 from .conftest import FAULTS, write_spec
@@ -33,17 +34,6 @@ SPEC = {"seed": 2, "data": {"source": {"type": "sklearn", "name": "digits"}, "sp
         "train": {"epochs": 4, "batch_size": 64, "progress": False, "deterministic": True}}
 
 
-class Crash(MemoryTracker):
-    """Kills the run (an exception) after logging epoch ``at``."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def log_metrics(self, metrics, step=None):
-        super().log_metrics(metrics, step)
-        if step == self.at:
-            raise KeyboardInterrupt("simulated kill")
 
 
 def test_a_checkpoint_is_one_file_read_from_one_place(tmp_path: Path, digits_sources, task) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from deeppipe.tracking.tracker import MemoryTracker
 from deeppipe.training import TrainingError, checkpoint_info, fit
+from tests.trackers import Crash
 
 from .helpers import max_diff, mlp, quiet
 
@@ -27,17 +28,6 @@ CFG = quiet(
 )
 
 
-class Crash(MemoryTracker):
-    """Kills the run (an exception) after logging epoch ``at``."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def log_metrics(self, metrics, step=None):
-        super().log_metrics(metrics, step)
-        if step == self.at:
-            raise KeyboardInterrupt("simulated crash")
 
 
 def test_checkpoint_contents_and_info(tmp_path, digits_sources, task):

@@ -6,38 +6,22 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.integration.conftest import BIN, env, make_project, run
+from tests.integration.conftest import BIN, env, fresh_databases, make_project, run
 from tests.tuning.conftest import spec_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 NAME = "digits_search"
-PG = "postgresql://postgres@127.0.0.1:5432"
 LR = {"train.optimizer.lr": {"float": [1.0e-3, 0.5], "log": True}}
 
 
 def _databases(count: int):
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        conn = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    conn.autocommit = True
-    names = [f"deeppipe_tune_{uuid.uuid4().hex[:8]}" for _ in range(count)]
-    with conn.cursor() as cur:
-        for name in names:
-            cur.execute(f"CREATE DATABASE {name}")
-    yield [f"{PG}/{name}" for name in names]
-    with conn.cursor() as cur:
-        for name in names:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    return fresh_databases(count, prefix="deeppipe_tune")
 
 
 @pytest.fixture
