@@ -9,6 +9,11 @@ from pathlib import Path
 from deeppipe.files import atomic_write
 
 
+def write_json(path: Path, record: dict) -> Path:
+    """``record`` (name, value, unit, goal, baseline, ratio, machine, date, ...) as the JSON file ``path``."""
+    return atomic_write(Path(path), json.dumps(record, indent=1) + "\n")
+
+
 def write_result(record: dict, out_dir: Path) -> Path:
-    """``record`` (name, value, unit, goal, baseline, ratio, machine, date, ...) as ``<out_dir>/<name>.json``."""
-    return atomic_write(Path(out_dir) / f"{record['name']}.json", json.dumps(record, indent=1) + "\n")
+    """``record`` as ``<out_dir>/<name>.json``."""
+    return write_json(Path(out_dir) / f"{record['name']}.json", record)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import json
 import os
 import platform
 import statistics
@@ -25,8 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from deeppipe.files import atomic_write
+from _results import write_json  # benchmarks/_results.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -56,10 +54,6 @@ def load_images(n: int) -> np.ndarray:
     d = load_digits().images.astype(np.float32) / 16.0
     reps = -(-n // len(d))
     return np.tile(d, (reps, 1, 1))[:n, None]
-
-
-def write_json(path: Path, payload: dict) -> None:
-    atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
 
 def main() -> None:

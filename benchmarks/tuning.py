@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _results import write_json  # benchmarks/_results.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -103,21 +103,17 @@ def overhead(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     loop: list[float] = []
     real_fit, real_search = objective.fit, study.search
 
-    def timed_search(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return real_search(*a, **k)
-        finally:
-            loop.append(time.perf_counter() - t)
+    def timed(fn: Any, into: list[float]) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                into.append(time.perf_counter() - t)
 
-    def timed_fit(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return real_fit(*a, **k)
-        finally:
-            inside.append(time.perf_counter() - t)
+        return wrapper
 
-    objective.fit, study.search = timed_fit, timed_search
+    objective.fit, study.search = timed(real_fit, inside), timed(real_search, loop)
     spec = {"seed": 0, "data": {"source": {"type": "sklearn", "name": "digits"}, "split": {"val": 0.2, "test": 0.2}},
             "model": {"layers": [{"Flatten": {}}, {"Linear": {"out_features": 16}}, {"ReLU": {}},
                                  {"Linear": {"out_features": 10}}]},
@@ -171,12 +167,6 @@ def _pg_database() -> tuple[str, Any] | None:
         conn.close()
 
     return f"{PG}/{name}", drop
-
-
-def write_json(path: Path, payload: dict) -> None:
-    from deeppipe.files import atomic_write
-
-    atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
 
 def main() -> None:

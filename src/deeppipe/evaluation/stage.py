@@ -87,17 +87,20 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
     else:
         actual, predicted = y_test.reshape(len(y_test), -1)[:, 0], pred.reshape(len(pred), -1)[:, 0]
         predictions = pd.DataFrame({"actual": actual, "predicted": predicted, "residual": actual - predicted})
-    metrics: dict[str, Any] = {
-        "test": scalars,
-        "train": {"best_epoch": meta.get("best_epoch"), "weights_epoch": meta.get("weights_epoch"),
-                  "epochs_run": meta.get("epochs_run")},
-        "evaluated_on": {"split": "test" if len(split.test) else "val", "samples": len(te)},
-    }
+    metrics = _record(scalars, meta, split)
     if baseline is not None:
         metrics["baselines"] = baseline
     if show:
         print_summary(rs.name, metrics)
     return Evaluation(metrics, predictions, plots, tables.get("per_class", {}))
+
+
+def _record(scalars: dict[str, float], meta: dict[str, Any], split: Split) -> dict[str, Any]:
+    """metrics.json: the headline figures, the epoch the weights come from, what was scored."""
+    return {"test": scalars,
+            "train": {"best_epoch": meta.get("best_epoch"), "weights_epoch": meta.get("weights_epoch"),
+                      "epochs_run": meta.get("epochs_run")},
+            "evaluated_on": {"split": "test" if len(split.test) else "val", "samples": len(split.evaluation)}}
 
 
 def _evaluate_reconstruction(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Split,
@@ -116,12 +119,7 @@ def _evaluate_reconstruction(rs: ResolvedSpec, predictor: Predictor, samples: Sa
     tracker.log_metrics({f"test/{k}": v for k, v in scalars.items()}, step=meta.get("weights_epoch"))
     for name, png in plots.items():
         log_bytes(tracker, f"{name}.png", png, "plots")
-    metrics: dict[str, Any] = {
-        "test": scalars,
-        "train": {"best_epoch": meta.get("best_epoch"), "weights_epoch": meta.get("weights_epoch"),
-                  "epochs_run": meta.get("epochs_run")},
-        "evaluated_on": {"split": "test" if len(split.test) else "val", "samples": len(te)},
-    }
+    metrics = _record(scalars, meta, split)
     if show:
         print_summary(rs.name, metrics)
     return Evaluation(metrics, table, plots, per_feature)

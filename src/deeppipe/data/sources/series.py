@@ -124,8 +124,8 @@ def _csv_frame(src: TimeseriesCsvSource, on_error: str) -> Any:
     return frame
 
 
-def windows(values: np.ndarray, target_idx: list[int], lookback: int, horizon: int, *,
-            where: str) -> tuple[np.ndarray, np.ndarray]:
+def windows(values: np.ndarray, target_idx: list[int], lookback: int,
+            horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """``(N, lookback, F)`` inputs and ``(N, horizon * K)`` targets, window ``i`` starting at step ``i``."""
     steps = len(values)
     n = steps - lookback - horizon + 1
@@ -150,7 +150,7 @@ def _samples(frame: Any, src: _Windows, where: str, source: str) -> Samples:
     values = frame.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise DataError("the series has infinite values", file=where)
-    x, y = windows(values, target_idx, src.lookback, src.horizon, where=where)
+    x, y = windows(values, target_idx, src.lookback, src.horizon)
     if src.season is not None and src.season > src.lookback:
         raise SpecError("the seasonal-naive baseline needs a whole season in each window", path="data.source.season",
                         expected=f"season <= lookback ({src.lookback})", found=src.season)
