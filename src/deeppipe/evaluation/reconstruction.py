@@ -4,7 +4,8 @@
   same errors summed over the test samples, per input value) show which features it reconstructs
   worst. With ``data.anomalies`` (classes held out of training) the row score's ROC AUC for
   telling those classes apart is ``outlier_roc_auc``.
-- A grid of test inputs above their reconstructions, and the codes of the layer named ``code``
+- A grid of test inputs above their reconstructions, the column scores of images as a heat map
+  (``feature_scores``), and the codes of the layer named ``code``
   in 2-D (the codes themselves when the bottleneck is 2-D, their first two principal components
   otherwise), coloured by the source's labels.
 """
@@ -80,6 +81,24 @@ def reconstructions_png(experiment: str, x: np.ndarray, recon: np.ndarray, count
     return figure_png(fig)
 
 
+def feature_scores_png(experiment: str, column: np.ndarray, shape: tuple[int, ...]) -> bytes | None:
+    """The per-feature scores of image inputs as a heat map (summed over channels): where the
+    autoencoder fails most (images only)."""
+    if len(shape) != 3:
+        return None
+    import matplotlib.pyplot as plt
+
+    from deeppipe.plotting import figure_png
+
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    shown = ax.imshow(np.asarray(column).reshape(shape).sum(axis=0), cmap="magma")
+    fig.colorbar(shown, ax=ax, label="sum of squared errors over the test samples")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{experiment}: reconstruction error per pixel", fontsize=9)
+    return figure_png(fig)
+
+
 def codes_png(experiment: str, c2: np.ndarray, how: str, labels: np.ndarray, names: list[str],
               outlier: np.ndarray) -> bytes:
     import matplotlib.pyplot as plt
@@ -113,6 +132,9 @@ def evaluate_reconstruction(experiment: str, net: Any, x: np.ndarray, recon: np.
     grid = reconstructions_png(experiment, x, recon)
     if grid is not None:
         plots["reconstructions"] = grid
+    heat = feature_scores_png(experiment, column, tuple(x.shape[1:]))
+    if heat is not None:
+        plots["feature_scores"] = heat
     c = codes(net, x)
     if c is not None and len(c) > 2:
         c2, how = in_2d(c)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,14 @@ def _selected(names: list[str], patterns: list[str]) -> list[str]:
 
 
 def plan(body: nn.Module, state: dict[str, torch.Tensor], patterns: list[str], *,
-         file: str | None = None) -> Transfer:
-    """What loading ``state`` into ``body`` would do; a selected weight of another shape is refused."""
+         file: str | None = None, new_head: bool = False) -> Transfer:
+    """What loading ``state`` into ``body`` would do; a selected weight of another shape is refused.
+    With ``new_head`` the last weight layer is left out (``models.transfer``: a head for this data)."""
+    from deeppipe.models.transfer import head_params
+
     own = body.state_dict()
-    wanted = _selected(list(own), patterns)
+    head = set(head_params(body)) if new_head else set()
+    wanted = [n for n in _selected(list(own), patterns) if n not in head]
     if not wanted:
         raise SpecError("no parameter of this network matches the patterns", path=f"{PATH}.layers", file=file,
                         expected=f"patterns matching some of {', '.join(list(own)[:8])}, ...", found=patterns)
@@ -127,7 +132,7 @@ def plan(body: nn.Module, state: dict[str, torch.Tensor], patterns: list[str], *
                             expected="only layers of the same shape (leave a new head out of the patterns)",
                             found=patterns)
         out.loaded.append(name)
-    out.unexpected = [n for n in _selected(list(state), patterns) if n not in own]
+    out.unexpected = [n for n in _selected(list(state), patterns) if n not in own and n not in head]
     if not out.loaded:
         raise SpecError("none of the selected parameters is in the pretrained weights", path=f"{PATH}.layers",
                         file=file, expected=f"names of the source, such as {', '.join(list(state)[:6])}",
@@ -138,7 +143,7 @@ def plan(body: nn.Module, state: dict[str, torch.Tensor], patterns: list[str], *
 def load_pretrained(body: nn.Module, config: Any, *, file: str | None = None) -> Transfer:
     """Copy the selected pretrained weights into ``body`` (in place) and say what was loaded."""
     state = source_state(config.source, file=file)
-    transfer = plan(body, state, list(config.layers), file=file)
+    transfer = plan(body, state, list(config.layers), file=file, new_head=config.new_head)
     body.load_state_dict({n: state[n] for n in transfer.loaded}, strict=False)
     log.info("pretrained weights from %s: %s", config.source, transfer.summary())
     if transfer.missing:
@@ -146,6 +151,29 @@ def load_pretrained(body: nn.Module, config: Any, *, file: str | None = None) ->
     return transfer
 
 
-def check_pretrained(body: nn.Module, config: Any, *, file: str | None = None) -> Transfer:
-    """Validation: the source is readable and every selected weight fits this network's shapes."""
-    return plan(body, source_state(config.source, file=file), list(config.layers), file=file)
+Upstream = Callable[[str], "tuple[dict[str, torch.Tensor], list[int]] | None"]
+
+
+def check_pretrained(body: nn.Module, config: Any, *, file: str | None = None,
+                     input_shape: tuple[int, ...] | None = None, resized: bool = False,
+                     upstream: Upstream | None = None) -> Transfer:
+    """Validation: the source is readable, was trained on inputs of this data's shape (when its
+    meta.json says), every selected weight fits this network's shapes, and the freeze leaves
+    something to train. A model folder not written yet that another experiment of the project
+    will write (``upstream``: its network's shapes on the meta device and its input shape) is
+    checked against that experiment's network, so a pair of experiments validates before either ran."""
+    from deeppipe.models.transfer import check_freeze, check_input_shape, source_input_shape
+
+    local = not config.source.startswith(("models:/", "runs:/", "mlflow-artifacts:/"))
+    planned = upstream(config.source) if local and upstream is not None and not Path(config.source).exists() else None
+    if planned is not None:
+        state, source_shape = planned
+        log.info("%s is not trained yet: checked against the network its experiment will save", config.source)
+    else:
+        state = source_state(config.source, file=file)
+        source_shape = source_input_shape(_resolve(config.source, file)) if local else None
+    if input_shape is not None:
+        check_input_shape(source_shape, input_shape, resized=resized, file=file)
+    out = plan(body, state, list(config.layers), file=file, new_head=config.new_head)
+    check_freeze(body, config, file=file)
+    return out
