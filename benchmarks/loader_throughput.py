@@ -6,7 +6,9 @@ Three measurements on the same Fashion-MNIST images and the same typical 5-step 
   on one core);
 - loader: deeppipe's per-sample path (``AlbumentationsBatches``: DataLoader workers, per-batch
   seeding, stacking, hand-off to the trainer) with its default worker count;
-- device: deeppipe's device-side batch path (``TensorBatches`` + batch transform) on the CPU.
+- device: deeppipe's device-side batch path (``TensorBatches`` + batch transform) on the CPU;
+- stream: the same device path over the images written as PNG files and decoded by DataLoader
+  workers while the epoch runs (``data.stream: true``: nothing held in memory).
 
 The figure is loader / bare (goal >= 0.9). Run: ``.venv/bin/python benchmarks/loader_throughput.py``.
 """
@@ -20,6 +22,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +59,20 @@ def load_images(n: int) -> np.ndarray:
     return np.tile(d, (reps, 1, 1))[:n, None]
 
 
+def write_pngs(x: np.ndarray, root: Path):
+    """The images as PNG files, one class folder, streamed back (``data.stream``'s StreamedImages)."""
+    from PIL import Image
+
+    from deeppipe.data.stream import StreamedImages
+
+    (root / "all").mkdir()
+    files = []
+    for i, img in enumerate(x):
+        files.append(str(root / "all" / f"{i:05d}.png"))
+        Image.fromarray(np.round(img[0] * 255).astype(np.uint8)).save(files[-1])
+    return StreamedImages(files, tuple(x.shape[2:]), int(x.shape[1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -86,6 +103,9 @@ def main() -> None:
     cpu = torch.device("cpu")
     loader = AlbumentationsBatches(x, y, compose, 256, seed=0, device=cpu, num_workers=args.workers)
     device_src = build_train_source(cfg, x, y, batch_size=256, device=cpu, seed=0, log=lambda m: None)
+    folder = tempfile.TemporaryDirectory()
+    stream_src = build_train_source(cfg, write_pngs(x, Path(folder.name)), y, batch_size=256, device=cpu, seed=0,
+                                    log=lambda m: None)
     hwc = [np.ascontiguousarray(img.transpose(1, 2, 0)) for img in x]
 
     def bare() -> float:
@@ -104,12 +124,15 @@ def main() -> None:
 
     run_source(loader, 0)  # start the persistent workers, warm caches
     run_source(device_src, 0)
+    run_source(stream_src, 0)
     bare()
-    rates: dict[str, list[float]] = {"bare": [], "loader": [], "device": []}
+    rates: dict[str, list[float]] = {"bare": [], "loader": [], "device": [], "stream": []}
     for r in range(repeats):  # interleaved so that machine load hits all three alike
         rates["bare"].append(bare())
         rates["loader"].append(run_source(loader, r + 1))
         rates["device"].append(run_source(device_src, r + 1))
+        rates["stream"].append(run_source(stream_src, r + 1))
+    folder.cleanup()
     med = {k: statistics.median(v) for k, v in rates.items()}
     ratio = med["loader"] / med["bare"]
     for k, v in rates.items():
@@ -126,6 +149,8 @@ def main() -> None:
         "loader_images_per_s": round(med["loader"], 1),
         "device_images_per_s_cpu": round(med["device"], 1),
         "device_ratio": round(med["device"] / med["bare"], 2),
+        "stream_images_per_s": round(med["stream"], 1),
+        "stream_ratio": round(med["stream"] / med["bare"], 2),
         "workers": loader.num_workers,
         "images": n,
         "repeats": repeats,

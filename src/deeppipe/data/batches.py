@@ -14,6 +14,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from deeppipe.data.storage import ImageArray, as_batch_tensor, base_tensor, to_compute
+from deeppipe.data.stream import BatchReader, is_streamed
+
 
 @runtime_checkable
 class BatchSource(Protocol):
@@ -31,7 +34,10 @@ class TensorBatches:
     """Batches sliced from tensors held on the device; reshuffled every epoch with a seeded generator.
 
     The permutation for epoch ``e`` depends only on ``(seed, e)``, so a resumed run sees
-    exactly the batches an uninterrupted run would have seen.
+    exactly the batches an uninterrupted run would have seen. uint8 images stay uint8 on the
+    device and become float32 / 255 one batch at a time (``data.storage.to_compute``); images
+    streamed from their files (``data.stream``) are decoded by DataLoader workers in the same
+    order, the targets still sliced on the device.
     """
 
     def __init__(
@@ -48,15 +54,21 @@ class TensorBatches:
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"inputs and targets differ in length: {len(x)} != {len(y)}")
-        x, y = torch.as_tensor(x), torch.as_tensor(y)
-        device = torch.device(device) if device is not None else x.device
-        self.x = x.to(device)
+        self.num_samples = len(x)
+        x, y = as_batch_tensor(x), torch.as_tensor(y)
+        lazy = is_streamed(x) or isinstance(x, ImageArray)
+        device = torch.device(device) if device is not None else y.device if lazy else x.device
+        self.rows: torch.Tensor | None = None  # the batches' rows of x (uint8 on the CPU: a subset uncopied)
+        if isinstance(x, ImageArray):
+            x, self.rows = base_tensor(x) if device.type == "cpu" else (as_batch_tensor(x.pixels()), None)
+        self.reader = BatchReader(x, pin=device.type == "cuda") if is_streamed(x) else None
+        self.x = x if self.reader is not None else x.to(device)
         self.y = y.to(device)
+        self.device = device
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
-        self.num_samples = len(x)
         self.batch_transform = batch_transform  # e.g. device-side augmentation: (x, generator) -> x
 
     def __len__(self) -> int:
@@ -66,16 +78,28 @@ class TensorBatches:
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + epoch)
         if self.shuffle:
-            order = torch.randperm(self.num_samples, generator=gen).to(self.x.device)
+            order = torch.randperm(self.num_samples, generator=gen).to(self.device)
         else:
             order = None
+        decoded = self._decoded(order)
+        nb = self.device.type == "cuda"
         for i in range(len(self)):
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            if order is None:
-                xb, yb = self.x[sl], self.y[sl]
+            if decoded is not None:
+                xb = next(decoded)
+            elif self.rows is not None:
+                xb = self.x.index_select(0, self.rows[sl] if order is None else self.rows[order[sl]])
             else:
-                idx = order[sl]
-                xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+                xb = self.x[sl] if order is None else self.x.index_select(0, order[sl])
+            yb = self.y[sl] if order is None else self.y.index_select(0, order[sl])
+            xb = to_compute(xb.to(self.device, non_blocking=nb))
             if self.batch_transform is not None:
                 xb = self.batch_transform(xb, gen)
             yield xb, yb
+
+    def _decoded(self, order: torch.Tensor | None) -> Iterator[torch.Tensor] | None:
+        """Streamed images: the workers decode this epoch's batches, in the batches' order."""
+        if self.reader is None:
+            return None
+        full = order.cpu().numpy() if order is not None else np.arange(self.num_samples)
+        return iter(self.reader.read([full[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]))

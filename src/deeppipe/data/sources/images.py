@@ -24,6 +24,8 @@ from deeppipe.data.sources.base import (
     _classification_task,
     _count_images,
 )
+from deeppipe.data.sources.decode import read_image as _read_image
+from deeppipe.data.storage import ImageArray, to_float
 from deeppipe.registry import SOURCES
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,13 @@ def _idx_file(root: Path, stem: str) -> Path | None:
 
 
 def read_idx(path: Path, header_only: bool = False) -> np.ndarray | tuple[int, ...]:
-    """Read one IDX file (optionally gzipped); a wrong magic number or size names the file."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Read one IDX file (optionally gzipped); a wrong magic number or size names the file.
+
+    An uncompressed file is memory-mapped (read-only): only the rows used are paged in. A gzipped
+    one cannot be (gzip has no random access): it is decompressed into memory.
+    """
+    gz = path.suffix == ".gz"
+    opener = gzip.open if gz else open
     try:
         with opener(path, "rb") as f:
             head = f.read(4)
@@ -80,13 +87,18 @@ def read_idx(path: Path, header_only: bool = False) -> np.ndarray | tuple[int, .
             if header_only:
                 return dims
             dtype = np.dtype(_IDX_DTYPES[head[2]])
-            data = f.read()
+            data = f.read() if gz else None
+            size = len(data) if data is not None else path.stat().st_size - 4 - 4 * ndim
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"cannot read: {exc}", file=str(path)) from None
     expected = int(np.prod(dims)) * dtype.itemsize
-    if len(data) != expected:
+    if size != expected:
         raise DataError("truncated or corrupt IDX file", file=str(path),
-                        expected=f"{expected} bytes of data for shape {dims}", found=f"{len(data)} bytes")
+                        expected=f"{expected} bytes of data for shape {dims}", found=f"{size} bytes")
+    if data is None:
+        if not expected:
+            return np.zeros(dims, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r", offset=4 + 4 * ndim, shape=dims)
     return np.frombuffer(data, dtype=dtype).reshape(dims)
 
 
@@ -161,14 +173,28 @@ def _read_idx_source(src: Any, on_error: str) -> Samples:
             raise DataError(f"{key} images and labels differ in count", file=str(paths[f"{key}_x"]),
                             expected=f"{len(ya)} images", found=len(xa))
     n_test = int(keeps[1].sum()) if len(ys) > 1 else 0
-    x = np.concatenate([xa[k] for xa, k in zip(xs, keeps)]).astype(np.float32)
-    if x.size and x.max() > 1.0:
-        x /= 255.0
-    x = x[:, None] if x.ndim == 3 else x
+    x = _idx_pixels(xs, keeps)
     y = np.concatenate([ya[k] for ya, k in zip(ys, keeps)])
     classes = _idx_classes(src, y) if len(y) else list(src.class_names or [])
     return Samples(x, y, _classification_task(classes), n_official_test=n_test,
                    meta={"source": f"idx:{src.path}"})
+
+
+def _idx_pixels(xs: list[np.ndarray], keeps: list[np.ndarray]) -> Any:
+    """The images of every part as one (N, 1, H, W) array. 8-bit images with values above 1 stay
+    uint8 (an ImageArray: the float view is p / 255, as before); 0/1 masks and wider types become
+    float32 as they are. The parts (train, t10k) are joined in memory: one memory map cannot span
+    two files, but one byte per pixel is what the IDX files hold anyway."""
+    if all(xa.dtype == np.uint8 for xa in xs):
+        raw = xs[0] if len(xs) == 1 and keeps[0].all() else np.concatenate([xa[k] for xa, k in zip(xs, keeps)])
+        raw = raw[:, None] if raw.ndim == 3 else raw
+        if raw.size and raw.max() > 1:
+            return ImageArray(raw)
+        return raw.astype(np.float32)
+    x = np.concatenate([xa[k] for xa, k in zip(xs, keeps)]).astype(np.float32)
+    if x.size and x.max() > 1.0:
+        x /= 255.0
+    return x[:, None] if x.ndim == 3 else x
 
 
 # -------------------------------------------------------------------------- image folder
@@ -206,32 +232,50 @@ def _test_only_classes(root: Path, classes: list[str], on_error: str) -> None:
                 ", ".join(p.name for p in extra))
 
 
-def _full_scale(mode: str, largest: float) -> float:
-    """The value meaning "white" in a wide grey image: 65535 for 16-bit, 1.0 for floats in [0, 1]."""
-    if mode.startswith("I;16"):
-        return 65535.0
-    if mode == "F" and largest <= 1.0:
-        return 1.0
-    return 255.0 if mode == "F" and largest <= 255 else 65535.0 if largest <= 65535 else 2.0**32 - 1
+def _decode_all(files: list[Path], src: Any, on_error: str, skipped: list[str]) -> tuple[Any, np.ndarray]:
+    """Every listed image decoded straight into one preallocated array (a list of decoded images
+    and their stacked copy would hold the pixels twice): an ImageArray when every image is 8-bit,
+    float32 in [0, 1] once one is wider (16-bit values fit no byte). Also which files were read."""
+    out = np.empty((len(files), src.channels, *src.size), np.uint8)
+    keep = np.ones(len(files), dtype=bool)
+    for i, f in enumerate(files):
+        try:
+            im = _read_image(f, tuple(src.size), src.channels)
+        except Exception as exc:  # PIL raises many types for corrupt files
+            if on_error == "raise":
+                raise DataError(f"cannot read image: {exc}", file=str(f),
+                                expected="a readable PNG/JPEG (or set data.on_error: skip)") from None
+            skipped.append(str(f))
+            keep[i] = False
+            continue
+        if im.dtype != np.uint8 and out.dtype == np.uint8:
+            out = to_float(out)
+        out[i] = to_float(im) if im.dtype == np.uint8 and out.dtype != np.uint8 else im
+    out = out if keep.all() else out[keep]
+    return (ImageArray(out) if out.dtype == np.uint8 else out), keep
 
 
-def _read_image(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey: scale by its own range, not 8 bits
-            wide = np.asarray(im, dtype=np.float64)
-            top = _full_scale(im.mode, float(wide.max()) if wide.size else 0.0)
-            grey = Image.fromarray((np.clip(wide, 0, None) / top).astype(np.float32), mode="F")
-            arr = np.asarray(grey.resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32)
-            arr = np.clip(arr, 0.0, 1.0)
-            return arr[None] if channels == 1 else np.repeat(arr[None], 3, axis=0)
-        im = im.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def _read_folder(root: Path, classes: list[str], src: Any, on_error: str, skipped: list[str]) -> tuple[list, list]:
+def _sniff(path: Path, size: tuple[int, int], channels: int) -> str:
+    """What a streamed folder checks at ingest: the file starts as an image format does (its
+    first bytes; opening each with PIL would cost a third of decoding it). A file that passes and
+    still fails to decode stops training naming it: a streamed run cannot skip it any more."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        raise ValueError(f"not a PNG/JPEG/GIF/BMP/TIFF/WebP file (starts with {head[:8]!r})")
+    return str(path)
+
+
+def _listed(path: Path, size: tuple[int, int], channels: int) -> Path:
+    return path  # decoded afterwards, into one array (_decode_all)
+
+
+def _read_folder(root: Path, classes: list[str], src: Any, on_error: str, skipped: list[str],
+                 read: Any = _listed) -> tuple[list, list]:
+    """Each image file's ``read`` (its path, or a checked name) and its label, class by class."""
     xs, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -241,7 +285,7 @@ def _read_folder(root: Path, classes: list[str], src: Any, on_error: str, skippe
             if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES or _ignored(f):
                 continue
             try:
-                xs.append(_read_image(f, tuple(src.size), src.channels))
+                xs.append(read(f, tuple(src.size), src.channels))
                 ys.append(label)
             except Exception as exc:  # PIL raises many types for corrupt files
                 if on_error == "raise":
@@ -251,7 +295,9 @@ def _read_folder(root: Path, classes: list[str], src: Any, on_error: str, skippe
     return xs, ys
 
 
-def _read_image_folder(src: Any, on_error: str) -> Samples:
+def list_folder(src: Any, on_error: str, stream: Any = None) -> Samples:
+    """The folder's images decoded (``stream`` None), or only listed and their first bytes checked,
+    ``stream(files)`` then holding the inputs (``data.stream``: decoded while training)."""
     root = Path(src.path)
     has_official = (root / "train").is_dir() and (root / "test").is_dir()
     train_root = root / "train" if has_official else root
@@ -261,20 +307,27 @@ def _read_image_folder(src: Any, on_error: str) -> Samples:
     if has_official:
         _test_only_classes(root, classes, on_error)
     skipped: list[str] = []
-    xs, ys = _read_folder(train_root, classes, src, on_error, skipped)
+    read = _listed if stream is None else _sniff
+    xs, ys = _read_folder(train_root, classes, src, on_error, skipped, read)
     n_test = 0
     if has_official:
-        tx, ty = _read_folder(root / "test", classes, src, on_error, skipped)
+        tx, ty = _read_folder(root / "test", classes, src, on_error, skipped, read)
         xs += tx
         ys += ty
         n_test = len(ty)
-    if not xs:
+    y = np.asarray(ys, dtype=np.int64)
+    if stream is None:
+        x, keep = _decode_all(xs, src, on_error, skipped)
+        n_test, y = (int(keep[len(keep) - n_test:].sum()) if n_test else 0), y[keep]
+    else:
+        x = stream(xs)
+    if not len(y):
         raise DataError("no readable images found", file=str(root), expected=f"files ending in {sorted(IMAGE_SUFFIXES)}")
     if skipped:
         log.warning("skipped %d unreadable image(s) under %s (data.on_error: skip), first: %s",
                     len(skipped), root, skipped[0])
-    return Samples(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), _classification_task(classes),
-                   n_official_test=n_test, meta={"source": f"image_folder:{root}", "skipped": skipped})
+    return Samples(x, y, _classification_task(classes), n_official_test=n_test,
+                   meta={"source": f"image_folder:{root}", "skipped": skipped})
 
 
 @SOURCES.register("idx", config=IdxSource)
@@ -300,7 +353,13 @@ class IdxReader(Reader):
 class ImageFolderReader(Reader):
     """One sub-folder of images per class; train/ and test/ sub-folders are the official split."""
 
-    read = staticmethod(_read_image_folder)
+    read = staticmethod(list_folder)
+
+    @staticmethod
+    def restore(arrays: dict[str, np.ndarray]) -> Any:  # a streamed folder's stored file list
+        from deeppipe.data.stream import StreamedImages
+
+        return StreamedImages.from_arrays(arrays)
 
     @classmethod
     def peek(cls, src: Any, on_error: str = "raise") -> SourceInfo:  # the spec fixes the size, the folders the classes
