@@ -40,7 +40,10 @@ format: install
 
 # Every benchmark (benchmarks/[!_]*.py: each prints its figure last and writes benchmarks/results/<name>.json),
 # then the table of all of them, printed and written to BENCHMARKS.md.
+# Benchmark-only dependencies (PyTorch Lightning, the second trainer baseline) come from their own
+# lock file, constrained by requirements.lock so none of the project's pins moves.
 bench: install
+	$(PY) -m pip install --quiet -r benchmarks/requirements.lock -c requirements.lock
 	@set -e; for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b; done
 	@$(PY) benchmarks/_table.py
 

@@ -123,6 +123,7 @@ def main() -> None:
         f"process {cold_s:.2f} s; import deeppipe.models {import_s:.2f} s",
         file=sys.stderr,
     )
+    print(f"{NAME}: {worst['build_s']:.3f} s, slowest {worst['model']} (goal < {GOAL} s)")
 
 
 if __name__ == "__main__":

@@ -258,13 +258,13 @@ def concurrency_cases(tmp: Path, rounds: int) -> Counter:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="60 specs, 3 kill targets, 1 race")
+    ap.add_argument("--quick", action="store_true", help="12 specs, 1 kill target, 1 race (tests)")
     ap.add_argument("--specs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
-    n_specs = args.specs or (60 if args.quick else 400)
-    targets = [".dataset.npz.", ".last.pt.@6", ".metrics.json."] if args.quick else KILL_AT
+    n_specs = args.specs or (12 if args.quick else 400)
+    targets = [".last.pt.@6"] if args.quick else KILL_AT
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

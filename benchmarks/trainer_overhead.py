@@ -1,14 +1,24 @@
-"""Training-engine overhead: deeppipe's fit() against a minimal hand-written PyTorch loop.
+"""Training-engine overhead: deeppipe's fit() against a minimal hand-written PyTorch loop and
+against PyTorch Lightning's Trainer.
 
-Same process, same data (in-memory TensorBatches), same model initialisation, optimizer and
-batch size. The two are interleaved epoch by epoch: the tracker that fit() reports to runs one
-epoch of the hand-written loop (on its own copy of the model) each time fit() finishes an
-epoch, so both see the same machine state, warm caches and the same load from neighbours.
+Same process, same data, same model initialisation, optimizer and batch size, on three models:
+an MLP on digits, the Fashion-MNIST CNN and ResNet-20 at 32x32 (deeppipe's zoo network; random
+3x32x32 images: throughput does not depend on the pixels). The contenders are interleaved epoch
+by epoch: the tracker that fit() reports to runs one epoch of the hand-written loop and then one
+epoch of Lightning (each on its own copy of the model) each time fit() finishes an epoch, so all
+see the same machine state, warm caches and the same load from neighbours. The hand-written
+loop and fit() slice in-memory TensorBatches; Lightning gets what its users write, a DataLoader
+over a TensorDataset (shuffled, no workers), logger and checkpointing off, its progress bar on
+(to stderr), and its epoch time is taken between its on_train_epoch_start and on_train_epoch_end
+hooks (a fresh Trainer per epoch, so the Trainer's set-up is not counted; the module keeps its
+optimizer and weights). Lightning is a benchmark-only dependency (benchmarks/requirements.lock,
+installed by `make bench`): without it that baseline is skipped and the output says so.
 The engine runs as users run it: progress bar on, a tracker receiving per-epoch metrics,
 gradient-norm sampling on; its epoch time covers everything from one epoch's end to the next
 (training, progress bar, metrics, logging). Reported per model:
 
   ratio = median over epochs of (hand-written epoch time / engine epoch time)   goal >= 0.97
+  lightning ratio = median over epochs of (Lightning epoch time / engine epoch time)  (> 1: faster)
 
 on two clocks: this thread's CPU time (torch runs on one thread, so it is the whole cost and is
 not inflated by other processes on a shared machine: the headline figure) and wall-clock time.
@@ -22,8 +32,11 @@ checkpoint every epoch costs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import gc
 import gzip
+import logging
 import os
 import platform
 import statistics
@@ -31,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,6 +103,18 @@ def mlp() -> nn.Module:
     )
 
 
+def resnet20() -> nn.Module:
+    """deeppipe's zoo ResNet-20 (CIFAR layout) at 3x32x32: a plain nn.Module for all three."""
+    from deeppipe.models import build_model
+
+    return build_model({"zoo": "resnet20"}, (3, 32, 32), 10)
+
+
+def cifar_like(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(count, 3, 32, 32, generator=gen), torch.randint(0, 10, (count,), generator=gen)
+
+
 def fashion_cnn() -> nn.Module:
     """conv32-pool-conv64-pool-fc, plain torch.nn."""
     return nn.Sequential(
@@ -121,22 +147,96 @@ class HandWritten:
             opt.step()
 
 
-class Interleave(MemoryTracker):
-    """fit()'s tracker: times fit()'s epoch, then runs and times one hand-written epoch."""
+def lightning_missing() -> str | None:
+    """Why the Lightning baseline cannot run here, or None."""
+    try:
+        import pytorch_lightning  # noqa: F401
+    except ImportError:
+        return "pytorch_lightning is not installed (make bench installs benchmarks/requirements.lock)"
+    return None
 
-    def __init__(self, hand: HandWritten) -> None:
+
+class LightningBaseline:
+    """PyTorch Lightning's Trainer on the same model, one epoch per call (see the docstring)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+        import pytorch_lightning as pl
+        from torch.utils.data import DataLoader, TensorDataset
+
+        for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
+        gen = torch.Generator().manual_seed(0)
+        self.pl = pl
+        self.loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen)
+        self.module, self.times = _lightning_module(pl, model), {}
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        pl, times = self.pl, self.times
+
+        class Clock(pl.Callback):
+            def on_train_epoch_start(self, trainer, module) -> None:
+                times["start"] = now()
+
+            def on_train_epoch_end(self, trainer, module) -> None:
+                times["end"] = now()
+
+        trainer = pl.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[Clock()],
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # its progress bar: stdout ends with the figure
+            trainer.fit(self.module, train_dataloaders=self.loader)
+        return {c: times["end"][c] - times["start"][c] for c in CLOCKS}
+
+
+def _lightning_module(pl, model: nn.Module):
+    """The LightningModule every tutorial writes; it keeps one optimizer across Trainers."""
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.loss_fn = model, nn.CrossEntropyLoss()
+            self.opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+        def training_step(self, batch, batch_idx):
+            xb, yb = batch
+            return self.loss_fn(self.net(xb), yb)
+
+        def configure_optimizers(self):
+            return self.opt
+
+    return Module()
+
+
+class Interleave(MemoryTracker):
+    """fit()'s tracker: times fit()'s epoch, then runs and times one hand-written epoch and one
+    Lightning epoch."""
+
+    def __init__(self, hand: HandWritten, light: LightningBaseline | None) -> None:
         super().__init__()
-        self.hand, self.pairs = hand, []
+        self.hand, self.light, self.pairs = hand, light, []
         self.resume = now()
 
     def log_metrics(self, metrics, step=None) -> None:
         super().log_metrics(metrics, step)
         t1 = now()
+        gc.collect()  # each contender starts with no garbage of another's (Lightning makes plenty)
+        h0 = now()
         self.hand.epoch(int(step))
         t2 = now()
+        gc.collect()
+        light = None if self.light is None else self.light.epoch(int(step))
         engine = {c: t1[c] - self.resume[c] for c in CLOCKS}
-        hand = {c: t2[c] - t1[c] for c in CLOCKS}
-        self.pairs.append((engine, hand))
+        hand = {c: t2[c] - h0[c] for c in CLOCKS}
+        self.pairs.append((engine, hand, light))
+        gc.collect()
         self.resume = now()
 
 
@@ -150,13 +250,14 @@ def engine_config(epochs: int, batch: int) -> dict:
     }
 
 
-def measure(name: str, make, x, y, batch: int, epochs: int, rounds: int) -> dict:
+def measure(name: str, make, x, y, batch: int, epochs: int, rounds: int, lightning: bool) -> dict:
     src = TensorBatches(x, y, batch, seed=0)
     torch.manual_seed(0)
     init = make()
     pairs = []
     for _ in range(rounds):
-        tracker = Interleave(HandWritten(copy.deepcopy(init), src))
+        light = LightningBaseline(copy.deepcopy(init), x, y, batch) if lightning else None
+        tracker = Interleave(HandWritten(copy.deepcopy(init), src), light)
         tracker.resume = now()
         fit(
             copy.deepcopy(init),
@@ -176,16 +277,23 @@ def measure(name: str, make, x, y, batch: int, epochs: int, rounds: int) -> dict
         "fit_to_first_step_s": first_step(init, src),
     }
     for c in CLOCKS:
-        eng = statistics.median(e[c] for e, _ in pairs)
-        hand = statistics.median(h[c] for _, h in pairs)
+        eng = statistics.median(e[c] for e, _, _ in pairs)
+        hand = statistics.median(h[c] for _, h, _ in pairs)
         out[c] = {
-            "ratio": statistics.median(h[c] / e[c] for e, h in pairs),
+            "ratio": statistics.median(h[c] / e[c] for e, h, _ in pairs),
             "engine_samples_per_s": len(x) / eng,
             "hand_samples_per_s": len(x) / hand,
-            "per_epoch_overhead_s": statistics.median(e[c] - h[c] for e, h in pairs),
+            "per_epoch_overhead_s": statistics.median(e[c] - h[c] for e, h, _ in pairs),
             "epoch_pairs_compared": len(pairs),
         }
+        if lightning:
+            out[c] |= {
+                "lightning_ratio": statistics.median(li[c] / e[c] for e, _, li in pairs),
+                "lightning_samples_per_s": len(x) / statistics.median(li[c] for *_, li in pairs),
+                "lightning_vs_hand": statistics.median(h[c] / li[c] for _, h, li in pairs),
+            }
     out["ratio"] = out["cpu"]["ratio"]
+    out["lightning_ratio"] = out["cpu"].get("lightning_ratio")
     return out
 
 
@@ -319,13 +427,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rounds = 1 if args.quick else args.rounds
+    missing = lightning_missing()
+    if missing:
+        print(f"Lightning baseline skipped: {missing}", file=sys.stderr)
+    pl = missing is None
     x, y = digits_data()
-    results = [measure("mlp_digits", mlp, x, y, 64, 3 if args.quick else 30, rounds)]
+    results = [measure("mlp_digits", mlp, x, y, 64, 3 if args.quick else 30, rounds, pl)]
     fashion = fashion_data(128 if args.quick else 2048)
     if fashion is not None:
-        results.append(
-            measure("cnn_fashion_mnist", fashion_cnn, *fashion, 128, 3 if args.quick else 8, rounds)
-        )
+        epochs = 3 if args.quick else 8
+        results.append(measure("cnn_fashion_mnist", fashion_cnn, *fashion, 128, epochs, rounds, pl))
+    else:
+        print(f"cnn_fashion_mnist skipped: no Fashion-MNIST under {FASHION}", file=sys.stderr)
+    cifar = cifar_like(64 if args.quick else 1024)
+    results.append(measure("resnet20_32x32", resnet20, *cifar, 64, 2 if args.quick else 5, rounds, pl))
     ckpt_s = None if args.quick else checkpoint_cost(x, y)
     import_s, cold_first = (None, None) if args.quick else cold_start()
     tracking_s = None if args.quick else mlflow_cost()
@@ -337,6 +452,11 @@ def main() -> None:
         "goal": f">= {GOAL}",
         "baseline": "minimal hand-written PyTorch loop, same process, interleaved epoch by epoch",
         "ratio": round(value, 4),
+        "lightning_ratio": None if not pl else round(min(r["lightning_ratio"] for r in results), 4),
+        "lightning": "PyTorch Lightning Trainer, DataLoader over a TensorDataset, logger and "
+        "checkpointing off; ratio = Lightning epoch time / engine epoch time"
+        if pl
+        else f"skipped: {missing}",
         "clock": "thread CPU time, torch on 1 thread (wall-clock ratio in wall_ratio)",
         "wall_ratio": round(min(r["wall"]["ratio"] for r in results), 4),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
@@ -360,6 +480,13 @@ def main() -> None:
                 f"({m['epoch_pairs_compared']} epoch pairs)",
                 file=sys.stderr,
             )
+            if "lightning_ratio" in m:
+                print(
+                    f"{r['model']} [{c}]: Lightning {m['lightning_samples_per_s']:.0f} samples/s "
+                    f"({m['lightning_vs_hand']:.3f} x hand-written); engine / Lightning "
+                    f"{m['lightning_ratio']:.3f}",
+                    file=sys.stderr,
+                )
         print(
             f"{r['model']}: fit() to first step {r['fit_to_first_step_s'] * 1000:.1f} ms",
             file=sys.stderr,
@@ -372,7 +499,8 @@ def main() -> None:
             f"{(tracking_s or 0) * 1000:.1f} ms",
             file=sys.stderr,
         )
-    print(f"{NAME}: {value:.3f} x (goal >= {GOAL})")
+    versus = "" if not pl else f"; {record['lightning_ratio']:.3f} x Lightning's Trainer"
+    print(f"{NAME}: {value:.3f} x (goal >= {GOAL}){versus}")
 
 
 if __name__ == "__main__":
