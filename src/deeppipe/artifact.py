@@ -113,12 +113,19 @@ def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | No
     if meta.get("normalize"):
         mean = np.asarray(meta.get("mean", 0.0), dtype=np.float32)
         std = np.asarray(meta.get("std", 1.0), dtype=np.float32)
-        norm = Standardize(mean, std, len(shape), feature_last=meta.get("layout") == "sequence")
+        norm = Standardize(mean, std, len(shape), feature_last=meta.get("layout") in ("sequence", "padded_sequence"))
     scale = None
     if meta.get("target_mean") is not None:
         scale = Rescale(meta["target_mean"], meta["target_std"])
     rel = meta.get("relative")
     relative = WindowRelative(rel["target_index"], rel["horizon"]) if rel else None
+    if meta.get("vocabulary"):  # text: encoding ids -> the training vocabulary's ids, before the network
+        from deeppipe.data.text_vocab import TokenRemap
+
+        norm = TokenRemap(meta["vocabulary"])
+        for m in body.modules():  # TokenEmbedding(vectors: ...): the pretrained rows of the vocabulary
+            if callable(getattr(m, "attach_vocabulary", None)):
+                m.attach_vocabulary(meta["vocabulary"]["tokens"])
     return Network(body, norm, scale, relative)
 
 

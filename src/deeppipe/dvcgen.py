@@ -83,11 +83,17 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
     ingest_deps = ["src/deeppipe/data"]
     if isinstance(source, dict) and source.get("path"):
         ingest_deps.append(str(source["path"]))
+    if isinstance(source, dict) and source.get("type") == "features" and source.get("model"):
+        ingest_deps.append(str(source["model"]))  # the model whose layer's activations are the samples
+    model_section = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    pretrained = model_section.get("pretrained") if isinstance(model_section.get("pretrained"), dict) else {}
+    weights = str(pretrained.get("from", ""))  # a local source (another experiment's model): a dependency
+    train_deps = [weights] if weights and not weights.startswith(("models:/", "runs:/", "mlflow-artifacts:/")) else []
     stages: dict[str, Any] = {
         f"{name}-ingest": {
             "cmd": f"{kedro} ingest",
             "deps": ingest_deps,
-            "params": params(["data.source", "data.on_error", "data.limit"]),
+            "params": params(["data.source", "data.on_error", "data.limit", "data.resize"]),
             "outs": [inter],
         },
         f"{name}-split": {
@@ -99,7 +105,7 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
         f"{name}-train": {
             "cmd": f"{kedro} train",
             "deps": [inter, split, "src/deeppipe/models", "src/deeppipe/training", "src/deeppipe/augment",
-                     "src/deeppipe/artifact.py"],
+                     "src/deeppipe/artifact.py", *train_deps],
             "params": params(["seed", "imports", "data.normalize", "augment", "model", "train"]),
             "outs": [model, {history: {"cache": False}}, {paths["train_plots"]: {"cache": False}}],
         },

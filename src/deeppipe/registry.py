@@ -228,7 +228,7 @@ ZOO: Registry[Any] = Registry("zoo model", fill=("deeppipe.models.zoo.catalog",)
 # Training (deeppipe.training). A loss lists the task kinds it fits; `applies` names the output
 # function it applies itself (a model must not apply it before: a double softmax).
 LOSSES: Registry[Any] = Registry(
-    "loss", fill=("deeppipe.training.losses",),
+    "loss", fill=("deeppipe.training.losses", "deeppipe.training.sequence_losses"),
     defaults={"tasks": ("multiclass", "binary", "regression", "reconstruction"), "applies": None},
 )
 OPTIMIZERS: Registry[Any] = Registry("optimizer", fill=("deeppipe.training.optim",),
@@ -238,13 +238,14 @@ SCHEDULES: Registry[Any] = Registry("schedule", fill=("deeppipe.training.schedul
 
 # Data (deeppipe.data): a source type's `config` is the pydantic model of its data.source section.
 SOURCES: Registry[Any] = Registry("data source type", fill=("deeppipe.data.sources.images", "deeppipe.data.sources.tables",
-                                                          "deeppipe.data.sources.series"),
+                                                          "deeppipe.data.sources.series", "deeppipe.data.sources.sequences",
+                                                          "deeppipe.data.sources.text", "deeppipe.data.sources.features"),
                                   defaults={"config": None})
 
 # Evaluation (deeppipe.evaluation): every metric knows the tasks it fits and which way is better;
 # early stopping, the registry's champion rule and tuning read `direction` from here.
 METRICS: Registry[Any] = Registry(
-    "metric", fill=("deeppipe.evaluation.metrics",),
+    "metric", fill=("deeppipe.evaluation.metrics", "deeppipe.evaluation.sequence_metrics"),
     defaults={"tasks": ("multiclass", "binary"), "direction": "max", "scalar": True, "default": True,
               "min_classes": 2, "needs": "probs"},
 )

@@ -23,6 +23,7 @@ from deeppipe.augment.loader import AlbumentationsBatches
 from deeppipe.augment.pipeline import build_compose, check_images
 from deeppipe.augment.transform import apply_compose
 from deeppipe.data.batches import BatchSource, TensorBatches
+from deeppipe.data.storage import as_batch_tensor
 from deeppipe.errors import SpecError
 
 logger = logging.getLogger("deeppipe.augment")
@@ -58,7 +59,7 @@ def build_train_source(
     log: Callable[[str], Any] | None = None,
 ) -> BatchSource:
     """The training BatchSource, augmented as ``augment.train`` says (see the module docstring)."""
-    xt = torch.as_tensor(np.ascontiguousarray(x))
+    xt = as_batch_tensor(x)  # uint8 images stay uint8 (converted per batch), streamed ones in their files
     yt = torch.as_tensor(np.ascontiguousarray(y))
     if cfg is None or not cfg.train:
         return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeppipe.augment.transform import augment_one, seed_compose, stack_same_shape
+from deeppipe.data.storage import is_lazy
 
 
 def default_workers() -> int:
@@ -84,7 +85,8 @@ class AlbumentationsBatches:
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"inputs and targets differ in length: {len(x)} != {len(y)}")
-        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        # uint8 or streamed images (data.storage) stay so: each worker converts or decodes its samples
+        self.x = x if is_lazy(x) else np.ascontiguousarray(x, dtype=np.float32)
         self.y = np.ascontiguousarray(y)
         self.batch_size = int(batch_size)
         self.num_samples = len(x)

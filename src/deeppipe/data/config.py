@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from deeppipe.config import Strict
 from deeppipe.data.sources import source_configs
@@ -48,6 +48,25 @@ class DataConfig(Strict):
                             "kept to colour the codes and to mark outliers")
     anomalies: list[str] = Field(default_factory=list, description="classes held out of train and val "
                                  "(task: reconstruction): the test split's outliers, scored by reconstruction error")
+    resize: list[PositiveInt] | None = Field(None, min_length=2, max_length=2, description="[height, width]: "
+                                             "images resized when read (e.g. to a pretrained network's input size)")
+
+    stream: bool | Literal["auto"] = Field(
+        "auto", description="image_folder: decode the images from their files while training (DataLoader "
+                            "workers) instead of holding them in memory; auto: when they exceed memory_budget")
+    memory_budget: float | None = Field(None, gt=0, description="GiB an in-memory image folder may take "
+                                        "(uint8 pixels) before stream: auto streams it; default a quarter of RAM")
+    stream_stats: int = Field(10_000, gt=0, description="streamed images: the normalisation statistics are "
+                              "estimated on a seeded sample of this many training images")
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_reads_folders(cls, value: bool | str, info: ValidationInfo) -> bool | str:
+        kind = getattr(info.data.get("source"), "type", None)
+        if value is True and kind not in (None, "image_folder"):
+            raise ValueError(f"stream: true decodes images from their files while training: it needs "
+                             f"data.source.type image_folder, not {kind} (IDX files are memory-mapped already)")
+        return value
 
     @model_validator(mode="before")
     @classmethod

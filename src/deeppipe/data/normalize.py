@@ -14,8 +14,13 @@ from torch import nn
 
 def compute_stats(x: np.ndarray, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (images, (N, C, ...)) or per-feature (tables, (N, F); sequences, (N, T, F) with
-    ``layout: sequence``: over every step, never per step) mean and std."""
-    if layout == "sequence":
+    ``layout: sequence``: over every step, never per step; padded sequences with a mask channel,
+    ``layout: padded_sequence``: over the real steps only, the mask left as is) mean and std."""
+    if layout == "padded_sequence":  # (N, T, F + mask): the real steps' features; the mask channel kept as is
+        real = x[x[..., -1] > 0.5][:, :-1]
+        mean = np.append(real.mean(axis=0, dtype=np.float64), 0.0)
+        std = np.append(real.std(axis=0, dtype=np.float64), 1.0)
+    elif layout == "sequence":
         mean = x.mean(axis=(0, 1), dtype=np.float64)
         std = x.std(axis=(0, 1), dtype=np.float64)
     elif x.ndim >= 3:

@@ -32,7 +32,7 @@ def make_split(y: np.ndarray, task: Task, *, val: float, test: float | str, stra
     if time_gap is not None:
         return time_split(len(y), val=val, test=test, gap=time_gap, folds=folds)
     n = len(y)
-    strat = stratify and task.is_classification
+    strat = stratify and task.is_classification and np.ndim(y) == 1  # per-step labels (N, T): not stratified
     all_idx = np.arange(n)
     if test == "official":
         if n_official_test <= 0:

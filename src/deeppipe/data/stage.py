@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from deeppipe.data.sources import Samples, load_source
+from deeppipe.data.storage import describe
 
 if TYPE_CHECKING:
     from deeppipe.spec.schema import ExperimentSpec
@@ -49,13 +50,59 @@ def ingest(spec: ExperimentSpec) -> Samples:
     """Read ``data.source`` into arrays (raw inputs, targets, task)."""
     d = spec.data
     t0 = time.perf_counter()
-    samples = load_source(d.source, on_error=d.on_error, limit=d.limit)
+    samples = streamed(spec) if streams(spec) else load_source(d.source, on_error=d.on_error, limit=d.limit)
+    if d.resize is not None:  # data.resize: e.g. to the input size of a pretrained network
+        samples = resized(samples, d.resize)
     if d.task == "reconstruction":
         samples = as_reconstruction(samples)
     what = f"{samples.task.num_classes} classes" if samples.task.is_classification else samples.task.kind
-    log.info("ingested %d samples of shape %s (%s, %s) in %.2fs", len(samples.x), samples.sample_shape,
-             samples.task.kind, what, time.perf_counter() - t0)
+    log.info("ingested %d samples of shape %s (%s, %s; %s) in %.2fs", len(samples.x), samples.sample_shape,
+             samples.task.kind, what, describe(samples.x), time.perf_counter() - t0)
     return samples
+
+
+def streams(spec: ExperimentSpec) -> bool:
+    """Whether ``data.stream`` (true, or auto above ``data.memory_budget``) streams this source."""
+    from deeppipe.data.sources import peek
+    from deeppipe.data.stream import should_stream
+
+    d = spec.data
+    if d.stream is False or d.source.type != "image_folder":
+        return False
+    if d.stream is True:
+        return True
+    info = peek(d.source, on_error=d.on_error)  # folder names and file counts: no image is read
+    n = info.num_samples if d.limit is None or info.num_samples is None else min(info.num_samples, d.limit)
+    return should_stream(d, n, info.sample_shape)
+
+
+def streamed(spec: ExperimentSpec) -> Samples:
+    """The image folder listed, not decoded: its images are read while training (``data.stream``)."""
+    from deeppipe.data.sources import read_key
+    from deeppipe.data.sources.images import list_folder
+    from deeppipe.data.storage import rows
+    from deeppipe.data.stream import StreamedImages
+
+    d = spec.data
+    samples = list_folder(d.source, d.on_error, lambda files: StreamedImages(
+        files, tuple(d.source.size), d.source.channels, stats_sample=d.stream_stats, seed=spec.seed))
+    samples.meta["read_as"] = read_key(d.source, d.on_error, d.limit)
+    if d.limit is not None and d.limit < len(samples.x):  # the first N, as load_source keeps them
+        n_train = len(samples.x) - samples.n_official_test
+        keep_test = min(samples.n_official_test, max(1, d.limit // 5)) if samples.n_official_test else 0
+        idx = np.concatenate([np.arange(min(n_train, d.limit - keep_test)), n_train + np.arange(keep_test)])
+        samples = Samples(rows(samples.x, idx), samples.y[idx], samples.task, keep_test, samples.meta)
+    log.info("data.stream: %d images stay in their files and are decoded while training", len(samples.x))
+    return samples
+
+
+def resized(samples: Samples, size: list[int]) -> Samples:
+    """The images at ``data.resize``'s size (``data.resize``); ``meta["read_as"]`` records it."""
+    from deeppipe.data.resize import resize_images, resized_shape
+
+    resized_shape(tuple(samples.x.shape[1:]), size)
+    meta = {**samples.meta, "read_as": f"{samples.meta.get('read_as')}+resize{size[0]}x{size[1]}"}
+    return Samples(resize_images(samples.x, size), samples.y, samples.task, samples.n_official_test, meta)
 
 
 def as_reconstruction(samples: Samples) -> Samples:
@@ -75,6 +122,8 @@ def read_as(spec: ExperimentSpec) -> str:
 
     d = spec.data
     key = read_key(d.source, d.on_error, d.limit)
+    if d.resize is not None:
+        key = f"{key}+resize{d.resize[0]}x{d.resize[1]}"
     return f"{key}+reconstruction" if d.task == "reconstruction" else key
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TaskKind = Literal["multiclass", "binary", "regression", "reconstruction"]
+TaskKind = Literal["multiclass", "binary", "regression", "reconstruction", "tagging", "ctc"]
+STEP_KINDS = ("tagging", "ctc")  # per-step (T, C) outputs, integer targets per step or per label
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class Task:
     - binary: one logit, sigmoid + BCE-with-logits, targets are 0/1 floats.
     - regression: ``num_outputs`` real values (identity output), targets are float32.
     - reconstruction: output has the input's shape (autoencoders), the target is the input.
+    - tagging: (T, ``num_outputs``) logits, one class per step; targets (N, T) int64, -100 at padding.
+    - ctc: (T, ``num_outputs``) logits (class 0 is the blank); targets (N, S) unaligned label
+      sequences, int64, -1 after each sequence's end (``data.sources.sequences``).
     """
 
     kind: TaskKind
@@ -25,6 +29,11 @@ class Task:
     @property
     def is_classification(self) -> bool:
         return self.kind in ("multiclass", "binary")
+
+    @property
+    def per_step(self) -> bool:
+        """Outputs (T, C) per sample: tagging and CTC."""
+        return self.kind in STEP_KINDS
 
     @property
     def num_classes(self) -> int:

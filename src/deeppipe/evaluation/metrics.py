@@ -24,7 +24,8 @@ from deeppipe.registry import METRICS, Entry, check_kwargs
 
 CLASSIFICATION = ("multiclass", "binary")
 REGRESSION = ("regression",)
-DEFAULT_SELECTION = {"classification": "accuracy", "regression": "rmse", "reconstruction": "reconstruction_mse"}
+DEFAULT_SELECTION = {"classification": "accuracy", "regression": "rmse", "reconstruction": "reconstruction_mse",
+                     "tagging": "step_accuracy", "ctc": "sequence_accuracy"}
 
 
 def _skm() -> Any:
@@ -38,7 +39,8 @@ def _labels(probs: np.ndarray) -> list[int]:
 
 
 # ------------------------------------------------------------------ quantities the engine logs
-@METRICS.register("loss", tasks=("multiclass", "binary", "regression", "reconstruction"), direction="min",
+@METRICS.register("loss", tasks=("multiclass", "binary", "regression", "reconstruction", "tagging", "ctc"),
+                  direction="min",
                   default=False, needs="engine")
 def loss(y_true: np.ndarray, pred: np.ndarray) -> float:
     """The training objective, logged by the training engine every epoch (train/loss, val/loss)."""
@@ -303,6 +305,8 @@ def compute_metrics(task: Task, y_true: np.ndarray, pred: np.ndarray,
     if task.is_classification:
         y = np.asarray(y_true).astype(np.int64).reshape(-1)
         p = np.asarray(pred, dtype=np.float64)
+    elif task.per_step:  # (N, T) or (N, S) integer targets, (N, T, C) scores: kept as they are
+        y, p = np.asarray(y_true).astype(np.int64), np.asarray(pred, dtype=np.float64)
     else:
         y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
         p = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
@@ -340,6 +344,6 @@ def selection(task: Task, name: str | None) -> tuple[str, str]:
     """(metric, 'max'|'min') that decides whether a new model beats the registry's champion."""
     if name is None:
         name = DEFAULT_SELECTION["classification" if task.is_classification else
-                                 "reconstruction" if task.kind == "reconstruction" else "regression"]
+                                 task.kind if task.kind in ("reconstruction", "tagging", "ctc") else "regression"]
     entry = METRICS.entry(name, path="evaluate.selection_metric")
     return entry.name, entry.direction

@@ -63,7 +63,8 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
     # at the step of the epoch whose weights were scored, so the logged model links them too
     tracker.log_metrics({f"test/{k}": v for k, v in scalars.items()}, step=meta.get("weights_epoch"))
     plots = _plots(rs.name, task, y_test, pred, tables, history)
-    if task.is_classification:  # saliency maps (images) or feature importance (tables): evaluation.saliency
+    if task.is_classification and not samples.meta.get("text"):  # saliency maps (images) or feature importance
+        # (tables): evaluation.saliency; token ids have no gradient
         from deeppipe.evaluation.saliency import explain
 
         plots.update(explain(rs.name, getattr(predictor, "net", None), samples, split, x_test, y_test,
@@ -84,6 +85,10 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
         names = list(task.class_names)
         predictions = pd.DataFrame({"actual": [names[i] for i in y_test.astype(int)],
                                     "predicted": [names[i] for i in pred.argmax(axis=1)]})
+    elif task.per_step:  # tags or CTC label sequences, one line each (evaluation.sequence_metrics)
+        from deeppipe.evaluation.sequence_metrics import step_predictions
+
+        predictions = step_predictions(task, y_test, pred)
     else:
         actual, predicted = y_test.reshape(len(y_test), -1)[:, 0], pred.reshape(len(pred), -1)[:, 0]
         predictions = pd.DataFrame({"actual": actual, "predicted": predicted, "residual": actual - predicted})
@@ -176,7 +181,7 @@ def _plots(name: str, task: Any, y: np.ndarray, pred: np.ndarray, tables: dict[s
         plots["roc"] = figure_png(ep.roc_figure(labels, pred, names))
         plots["precision_recall"] = figure_png(ep.pr_figure(labels, pred, names))
         plots["reliability"] = figure_png(ep.reliability_figure(calibration_bins(labels, pred), ece(labels, pred)))
-    else:
+    elif not task.per_step:
         true, predicted = y.reshape(len(y), -1)[:, 0], pred.reshape(len(pred), -1)[:, 0]
         plots["predicted_vs_true"] = figure_png(ep.regression_figure(true, predicted))
         plots["residuals"] = figure_png(ep.residual_figure(true, predicted))

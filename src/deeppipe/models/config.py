@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from deeppipe.config import Component, Strict, parse_section
+from deeppipe.models.transfer import AllButLast, FineTune
 
 __all__ = [
     "BLOCK_KEYS",
@@ -137,6 +138,15 @@ class Pretrained(Strict):
                         "checkpoint (.pt, .safetensors), or an MLflow model URI (models:/<name>@<alias>, runs:/<id>/model)")
     layers: list[str] = Field(default_factory=lambda: ["*"], description="glob patterns of the parameter names "
                               "to load (e.g. ['0.*', 'code.*']); the others (a new head) start fresh")
+    new_head: bool = Field(False, description="leave the last weight layer out: a fresh head sized for this data")
+    freeze: Union[list[str], AllButLast, None] = Field(  # noqa: UP007
+        None, description="patterns of parameters to keep fixed, or {all_but_last: N} weight layers")
+    fine_tune: FineTune | None = Field(None, description="two phases: {head_epochs: E1, lr_factor: 0.1}")
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _one_freeze(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("layers", mode="before")
     @classmethod

@@ -10,12 +10,13 @@ output is what the task needs. Each refusal is one SpecError naming the file and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
 from deeppipe.data.sources import SourceInfo, peek
+from deeppipe.data.stream import check_streaming
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError, join_path, unknown
 from deeppipe.registry import LOSSES
@@ -51,11 +52,23 @@ def check_experiment(spec: ExperimentSpec, *, file: str | None = None, info: Sou
         info = info if info is not None else peek(spec.data.source, on_error=spec.data.on_error)
     except SpecError as err:
         raise err.with_context(file=file) from None
+    if spec.data.resize is not None:  # the shape the network reads (data.resize); idempotent
+        from deeppipe.data.resize import resized_shape
+
+        info = replace(info, sample_shape=resized_shape(info.sample_shape, spec.data.resize, file=file))
     task = info.task
     _check_classes(info, file)
+    check_streaming(spec, info.num_samples, info.sample_shape, file)  # data.stream: what it cannot do
     if spec.data.task == "reconstruction":
         _check_anomalies(spec, info, file)
         task = Task("reconstruction", 0)
+    from deeppipe.training.denoise import check_denoise
+
+    check_denoise(spec.train.denoise, task.kind, file=file)
+    if spec.model.pretrained is not None:
+        from deeppipe.training.phases import check_phases
+
+        check_phases(spec.model.pretrained, spec.train, file=file)
     n_train, n_val, n_test = _check_split(spec, info, file)
     shape = _check_augment(spec, info.sample_shape, file)
     model = _check_model(spec, task, shape, info, file)
@@ -213,7 +226,11 @@ def _check_model(spec: ExperimentSpec, task: Task, shape: tuple[int, ...], info:
     except SpecError as err:
         raise err.with_context(file=file) from None
     out_shape = tuple(getattr(model, "output_shape", ()) or ())
-    if task.kind != "reconstruction" and out_shape and out_shape != (task.num_outputs,):
+    if task.per_step or (len(out_shape) == 2 and out_shape[-1] == task.num_outputs and task.kind != "reconstruction"):
+        from deeppipe.training.sequence_losses import check_step_outputs
+
+        check_step_outputs(task, shape, out_shape, spec.train.loss, file)
+    elif task.kind != "reconstruction" and out_shape and out_shape != (task.num_outputs,):
         what = "reconstructs its input (an autoencoder)" if out_shape == shape else f"outputs {out_shape} per sample"
         raise SpecError(f"the network {what}, but the data is labelled for {task.kind} "
                         f"({task.num_outputs} output(s) per sample)", path="model", file=file,
@@ -221,17 +238,35 @@ def _check_model(spec: ExperimentSpec, task: Task, shape: tuple[int, ...], info:
                         + (" (or data.task: reconstruction, to train it as an autoencoder)" if out_shape == shape
                            else ""), found=list(out_shape))
     _check_embeddings(model, info, file)
+    from deeppipe.models.layers.packed import check_padding
+
+    if (why := check_padding(model, info.layout)) is not None:
+        raise SpecError(why, path="model", file=file, expected="packed recurrent layers for padded sequences",
+                        found=info.layout or "samples without a mask channel")
     _check_size(spec, model, file)
     if spec.model.pretrained is not None:  # readable, and every selected weight of the same shape
         from deeppipe.models.pretrained import check_pretrained
 
-        check_pretrained(model, spec.model.pretrained, file=file)
-    loss = spec.train.loss
-    if loss is not None and loss.name.lower() == "ctc" and len(out_shape) != 2:
-        raise SpecError("ctc aligns label sequences with per-step outputs (T, C); this network outputs one "
-                        "vector per sample", path="train.loss.name", file=file,
-                        expected="cross_entropy (or a sequence model with per-step outputs)", found=loss.name)
+        check_pretrained(model, spec.model.pretrained, file=file, input_shape=shape,
+                         resized=spec.data.resize is not None, upstream=_upstream)
     return model
+
+
+def _upstream(source: str) -> tuple[dict[str, Any], list[int]] | None:
+    """The network the experiment whose model folder is ``source`` will save (its state's shapes,
+    on the meta device) and its input shape: a transfer pair validates before the first has run."""
+    from pathlib import Path
+
+    from deeppipe.config import parse_section
+    from deeppipe.layout import artefact, experiment_files
+    from deeppipe.spec.reading import read_yaml
+
+    target = Path(source).resolve()
+    for name, path in experiment_files().items():
+        if artefact(name, "model").resolve() == target:
+            facts = check_experiment(parse_section(ExperimentSpec, read_yaml(path), file=str(path)), file=str(path))
+            return dict(facts.model.state_dict()), list(facts.input_shape)
+    return None
 
 
 def _check_embeddings(model: nn.Module, info: SourceInfo, file: str | None) -> None:

@@ -6,8 +6,6 @@ import hashlib
 import subprocess
 from typing import Any
 
-import numpy as np
-
 
 def git_commit() -> str | None:
     """The checked-out commit (with '-dirty' when tracked files differ), or None outside git."""
@@ -24,7 +22,9 @@ def git_commit() -> str | None:
 
 def data_fingerprint(samples: Any, split: Any) -> str:
     """SHA-256 (16 hex digits) of the inputs, targets and split indices a model was trained and tested on."""
+    from deeppipe.data.storage import content_bytes  # uint8 pixels as themselves: no float copy
+
     h = hashlib.sha256()
     for arr in (samples.x, samples.y, split.train, split.val, split.test):
-        h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(content_bytes(arr))
     return h.hexdigest()[:16]

@@ -105,7 +105,11 @@ def _check_loss(cfg: TrainConfig, task: Task) -> None:
     entry = LOSSES.entry(cfg.loss.name, path="train.loss.name")
     if task.kind not in entry.tasks:
         fitting = [e.name for e in LOSSES.entries() if task.kind in e.tasks]
-        raise SpecError(f"loss '{entry.name}' does not fit a {task.kind} task", path="train.loss.name",
+        steps = {"ctc": " (it aligns label sequences with per-step outputs: labels of data.source "
+                        "type sequence_npz with y_lengths, or digit_sequences with strings: true)",
+                 "tagging": " (it scores per-step tags: data.source per: step)"}
+        need = next((steps[k] for k in entry.tasks if k in steps and task.kind not in steps), "")
+        raise SpecError(f"loss '{entry.name}' does not fit a {task.kind} task{need}", path="train.loss.name",
                         expected=f"one of {', '.join(fitting)} (or no loss: the task's own)",
                         found=cfg.loss.name)
     weights = cfg.loss.kwargs().get("class_weights")

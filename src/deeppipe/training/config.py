@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from deeppipe.config import Component, Strict
+from deeppipe.training.denoise import DenoiseConfig
 
 
 class ParamGroupConfig(BaseModel):
@@ -108,6 +109,15 @@ class CheckpointConfig(Strict):
     on_mismatch: Literal["error", "restart"] = "error"
 
 
+class EmaConfig(Strict):
+    """Exponential moving average of the weights (training/ema.py): evaluation and the saved
+    model use the average. ``warmup``: decay min(decay, (1 + t) / (10 + t)) at update t."""
+
+    decay: float = Field(0.999, gt=0, lt=1)
+    warmup: bool = True
+    every: PositiveInt = 1  # optimizer steps between updates
+
+
 class DistributedConfig(Strict):
     nproc_per_node: PositiveInt = 1
     backend: Literal["auto", "gloo", "nccl"] = "auto"
@@ -137,7 +147,9 @@ class TrainConfig(Strict):
     compile: bool | dict[str, Any] = False
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     distributed: DistributedConfig | None = None
+    ema: EmaConfig | None = None  # {decay: 0.999}: evaluate and save the averaged weights
     log_every: PositiveInt = 25  # steps between progress-bar refreshes and gradient-norm samples
+    denoise: DenoiseConfig | None = None  # corrupted inputs, clean targets (training.denoise)
 
     @field_validator("freeze", mode="before")
     @classmethod

@@ -162,7 +162,7 @@ def squared_hinge(margin: float = 1.0, class_weights: Sequence[float] | None = N
     return _margin(2, margin, class_weights)
 
 
-@register_loss("ctc", tasks=("multiclass",), applies="log_softmax")
+@register_loss("ctc", tasks=("ctc",), applies="log_softmax")
 def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
     """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``."""
 
@@ -210,6 +210,8 @@ DEFAULT_LOSS = {
     "binary": "bce_with_logits",
     "regression": "mse",
     "reconstruction": "reconstruction",
+    "tagging": "step_cross_entropy",  # training.sequence_losses
+    "ctc": "ctc",
 }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deeppipe.artifact import ModelArtifact, assemble
+from deeppipe.data.storage import rows, schema_view
 from deeppipe.tracking.tracker import NullTracker, Tracker, log_bytes
 from deeppipe.training.result import FitResult
 
@@ -59,11 +60,16 @@ def model_facts(rs: ResolvedSpec, samples: Samples, split: Split) -> dict[str, A
     meta: dict[str, Any] = {"experiment": rs.name, "spec_hash": rs.hash, "input_shape": list(shape),
                             "task": task.to_dict(), "normalize": normalize, "layout": layout}
     tr = split.train
+    if samples.meta.get("text"):  # token ids: a vocabulary of the training split's texts only (data.text_vocab)
+        from deeppipe.data.text_vocab import fit_vocabulary
+
+        meta.update(normalize=False, vocabulary=fit_vocabulary(samples.x[tr], samples.meta["text"]))
+        normalize = False
     window = samples.meta.get("window") or {}
     if window.get("relative"):  # the network sees (and is scaled for) changes from each window's last value
         meta["relative"] = {"target_index": window["target_index"], "horizon": window["horizon"]}
     if normalize:
-        x, y = samples.x[tr], samples.targets()[tr]
+        x, y = rows(samples.x, tr), samples.targets()[tr]  # uint8/streamed images: no float copy
         if window.get("relative"):
             from deeppipe.artifact import WindowRelative
 
@@ -88,15 +94,16 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     from deeppipe.data.batches import TensorBatches
     from deeppipe.evaluation.metrics import validation_metrics
     from deeppipe.tracking.provenance import data_fingerprint
-    from deeppipe.training.api import fit
+    from deeppipe.training.denoise import wrap as denoising
     from deeppipe.training.device import resolve_device
     from deeppipe.training.errors import oom_building
     from deeppipe.training.losses import with_model_loss
+    from deeppipe.training.phases import fit_model
 
     tracker = tracker or NullTracker()
     spec, task = rs.spec, samples.task
     y = samples.targets()
-    x_train, y_train = samples.x[split.train], y[split.train]
+    x_train, y_train = rows(samples.x, split.train), y[split.train]  # lazy images stay uint8 / in files
     if offline is None and spec.augment is not None and spec.augment.offline is not None:
         log.info("augment.offline given outside the pipeline's augment stage: materialised in memory")
         offline = offline_set(spec, samples, split)
@@ -106,7 +113,7 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     meta = model_facts(rs, samples, split)
     meta["data_sha256"] = data_fingerprint(samples, split)
     tracker.set_tags({"deeppipe.data_sha256": meta["data_sha256"]})
-    tracker.log_dataset(rs.name, x_train, y_train, source=str(samples.meta.get("source", spec.data.source.type)),
+    tracker.log_dataset(rs.name, schema_view(x_train), y_train, source=str(samples.meta.get("source", spec.data.source.type)),
                         digest=meta["data_sha256"])
     try:
         net = assemble(spec.model, meta, file=rs.file)
@@ -127,19 +134,22 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     if spec.augment is not None and spec.augment.train and samples.x.ndim == 4:
         from deeppipe.augment.preview import preview_png
 
-        plots["augmentation_preview"] = preview_png(spec.augment, samples.x[split.train], n=16, seed=spec.seed)
+        plots["augmentation_preview"] = preview_png(spec.augment, rows(samples.x, split.train), n=16,
+                                                     seed=spec.seed)
         log_bytes(tracker, "augmentation_preview.png", plots["augmentation_preview"], "plots")
     train_source = build_train_source(spec.augment, x_train, y_train, batch_size=spec.train.batch_size,
                                       device=device, seed=spec.seed, log=log.info)
     va = split.val
-    val_source = (TensorBatches(eval_view(spec.augment, samples.x[va], "val"), y[va], spec.train.eval_batch_size,
+    val_source = (TensorBatches(eval_view(spec.augment, rows(samples.x, va), "val"), y[va], spec.train.eval_batch_size,
                                 shuffle=False, device=device) if len(va) else None)
     folder, key = None, rs.hash
     if checkpoints is not None:  # resumed only if written for this spec on this data and split
         folder, key, tracker = resume.prepare(checkpoints, rs, meta["data_sha256"], tracker)
     train_cfg = with_model_loss(spec.train, spec.model)  # a zoo model's declared loss, as validated
-    result = fit(net, train_source, val_source, train_cfg, task, tracker=tracker, checkpoint_dir=folder,
-                 seed=spec.seed, spec_hash=key, metrics_fn=validation_metrics(task, _monitored(spec)))
+    train_source = denoising(train_source, spec.train.denoise, spec.seed)  # corrupted inputs, clean targets
+    result = fit_model(net, train_source, val_source, train_cfg, task, pretrained=spec.model.pretrained,
+                       tracker=tracker, checkpoint_dir=folder, seed=spec.seed, spec_hash=key,
+                       metrics_fn=validation_metrics(task, _monitored(spec)), file=rs.file)
     net.cpu()
     meta.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
                 weights_epoch=result.best_epoch if result.restored_best else result.epochs_run,

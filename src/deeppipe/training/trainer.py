@@ -24,6 +24,7 @@ from deeppipe.training.checks import check_compile
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import resolve_device, seed_everything
 from deeppipe.training.early_stopping import build_tracker
+from deeppipe.training.ema import build_ema
 from deeppipe.training.errors import TrainingError, is_out_of_memory, oom_message
 from deeppipe.training.losses import build_loss, on_standard_scale
 from deeppipe.training.mixing import Mixer
@@ -86,6 +87,7 @@ class Trainer:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.frozen = freeze(self.model, cfg.freeze)
+        self.ema = build_ema(self.model, cfg.ema)  # evaluated and saved in place of the model
         self.opt = build_optimizer(self.model, cfg.optimizer)
         self.params = [p for g in self.opt.param_groups for p in g["params"]]
         self.all_params = list(self.model.parameters())
@@ -130,6 +132,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "rng": ckpt.rng_state(),
             "epoch": len(self.history),
             "spec_hash": self.spec_hash,
@@ -171,6 +174,8 @@ class Trainer:
             self.schedule.load_state_dict(state["schedule"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state.get("ema"))
         self.best.load_state_dict(state["best"])
         self.best_state = state["best_state"]
         self.history = [dict(h) for h in state["history"]]
@@ -221,6 +226,8 @@ class Trainer:
                 else:
                     opt.step()
                     opt.zero_grad(set_to_none=True)
+                    if self.ema is not None:
+                        self.ema.update(model)
                 opt_steps += 1
                 if sched is not None:
                     sched.after_step()
@@ -329,6 +336,8 @@ class Trainer:
         if self.prox is not None:
             self.prox()
         opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
 
     def _diverged(self, epoch: int, losses: list[torch.Tensor]) -> None:
         values = torch.stack(losses).float()
@@ -386,7 +395,7 @@ class Trainer:
         if self.val_src is None:
             return {}
         return validate(
-            self.model,
+            self.model if self.ema is None else self.ema.module,
             self.val_src,
             self.loss_fn,
             self.task,
@@ -438,9 +447,8 @@ class Trainer:
                 self.progress.finish(len(self.train_src), rec)
             self.history.append(rec)
             if self.best.update(number, rec) and es is not None and es.restore_best:
-                self.best_state = {
-                    k: v.detach().clone() for k, v in self.model.state_dict().items()
-                }
+                evaluated = self.model if self.ema is None else self.ema.module
+                self.best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             if self.schedule is not None:
                 self.schedule.after_epoch(rec)
             if self.main:
@@ -469,6 +477,8 @@ class Trainer:
                 break
             if not last and (epoch + 1) % self.cfg.checkpoint.every == 0:
                 self.save()
+        if self.ema is not None:
+            self.model.load_state_dict(self.ema.module.state_dict())
         if es is not None and es.restore_best and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         self.finished = True

@@ -1,6 +1,7 @@
 """Readers for every ``data.source.type``, registered in ``deeppipe.registry.SOURCES``.
 
-Each returns Samples: float32 inputs (images (N, C, H, W) in [0, 1], tables (N, F)), targets,
+Each returns Samples: float32 inputs (images (N, C, H, W) in [0, 1], tables (N, F); 8-bit images as
+``data.storage.ImageArray``, uint8 pixels seen as that float32 view), targets,
 the Task, and how many of the last samples form the source's official test split. Add a source
 type by decorating a Reader subclass with ``@SOURCES.register("name", config=YourSection)``.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from deeppipe.data.sources.base import DataError, Reader, Samples, SourceInfo
 from deeppipe.data.sources.images import read_idx
+from deeppipe.data.storage import is_lazy, rows
 from deeppipe.errors import SpecError
 from deeppipe.registry import SOURCES
 
@@ -32,7 +34,7 @@ def source_configs() -> tuple[type, ...]:
 def load_source(src: Any, *, on_error: str = "raise", limit: int | None = None) -> Samples:
     """Read the whole source named by a validated ``data.source`` section."""
     data = SOURCES.get(src.type, path="data.source.type").read(src, on_error)
-    if not np.isfinite(data.x).all():
+    if not is_lazy(data.x) and not np.isfinite(data.x).all():  # uint8 pixels (or files) are finite
         raise DataError("inputs contain NaN or infinite values", file=str(getattr(src, "path", src.type)))
     data.meta["read_as"] = read_key(src, on_error, limit)
     if limit is not None and limit < len(data.x):
@@ -40,7 +42,7 @@ def load_source(src: Any, *, on_error: str = "raise", limit: int | None = None) 
         keep_test = min(data.n_official_test, max(1, limit // 5)) if data.n_official_test else 0
         keep_train = min(n_train, limit - keep_test)
         idx = np.concatenate([np.arange(keep_train), n_train + np.arange(keep_test)]).astype(int)
-        data = Samples(data.x[idx], data.y[idx], data.task, keep_test, data.meta)
+        data = Samples(rows(data.x, idx), data.y[idx], data.task, keep_test, data.meta)
     return data
 
 

@@ -40,15 +40,21 @@ class Samples:
 
     def targets(self) -> np.ndarray:
         """Targets as the loss wants them: int64 classes for multiclass, float32 otherwise."""
-        return self.y.astype(np.int64) if self.task.kind == "multiclass" else self.y.astype(np.float32)
+        integer = self.task.kind == "multiclass" or self.task.per_step  # per-step classes, label sequences
+        return self.y.astype(np.int64) if integer else self.y.astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "y": self.y, "n_official_test": np.asarray(self.n_official_test),
+        from deeppipe.data.storage import stored_inputs  # uint8 pixels stay uint8 in dataset.npz
+
+        return {**stored_inputs(self.x), "y": self.y, "n_official_test": np.asarray(self.n_official_test),
                 "task": np.asarray(json.dumps(self.task.to_dict())), "meta": np.asarray(json.dumps(self.meta))}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Samples:
-        return cls(arrays["x"], arrays["y"], Task.from_dict(json.loads(str(arrays["task"]))),
+    def from_arrays(cls, arrays: dict[str, np.ndarray], path: Path | None = None) -> Samples:
+        """``path``: the .npz they came from, whose uint8 pixels are then memory-mapped."""
+        from deeppipe.data.storage import restored_inputs
+
+        return cls(restored_inputs(arrays, path), arrays["y"], Task.from_dict(json.loads(str(arrays["task"]))),
                    int(arrays["n_official_test"]), json.loads(str(arrays["meta"])))
 
 
@@ -64,16 +70,20 @@ class SourceInfo:
     integer_inputs: bool = False  # every input value a whole number >= 0 (token ids)
     max_input: float | None = None
     time_gap: int | None = None  # windows of a time series: split by time with this gap (data.split.time_gap)
+    layout: str | None = None  # the samples' meta layout: "padded_sequence" / "padded_tokens" (masked padding)
 
     @classmethod
     def of(cls, data: Samples) -> SourceInfo:
         x = data.x
+        if hasattr(x, "rows"):  # uint8 pixels or image files (data.storage): images, never token ids
+            x = x[:0]
         whole = bool(x.size) and bool(np.all(x >= 0)) and bool(np.all(np.equal(np.mod(x, 1), 0)))
         counts = (tuple(int(c) for c in np.bincount(data.y.astype(np.int64), minlength=data.task.num_classes))
-                  if data.task.is_classification and len(data.y) else None)
+                  if data.task.is_classification and len(data.y) and data.y.ndim == 1 else None)
         window = data.meta.get("window")
-        return cls(data.sample_shape, data.task, len(x), data.n_official_test, counts, whole,
-                   float(x.max()) if x.size else None, int(window["horizon"]) - 1 if window else None)
+        top = float(x.max()) if x.size else 1.0 if len(data.x) else None  # lazy images: in [0, 1]
+        return cls(data.sample_shape, data.task, len(data.x), data.n_official_test, counts, whole,
+                   top, int(window["horizon"]) - 1 if window else None, layout=data.meta.get("layout"))
 
 
 def _classification_task(class_names: list[str] | tuple[str, ...]) -> Task:
@@ -95,6 +105,12 @@ class Reader:
     @classmethod
     def peek(cls, src: Any, on_error: str = "raise") -> SourceInfo:
         return SourceInfo.of(cls.read(src, on_error))
+
+    @staticmethod
+    def restore(arrays: dict[str, np.ndarray]) -> Any:
+        """Inputs this type stored as something other than an array (``data.stream``: a file list)."""
+        raise DataError("this source type stores its inputs as arrays; the stored data set names another",
+                        file="dataset.npz", found=sorted(arrays))
 
 
 def finite_rows(y: np.ndarray, on_error: str, where: str, what: str = "target") -> np.ndarray:

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from deeppipe.config import Strict
 from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task, finite_rows
+from deeppipe.data.storage import ImageArray
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError
 from deeppipe.registry import SOURCES
@@ -224,12 +225,15 @@ def _read_npz(src: Any, on_error: str) -> Samples:
     if layout == "auto":
         layout = "image" if x.ndim == 4 or (x.ndim == 3 and x.dtype == np.uint8) else (
             "sequence" if x.ndim == 3 else "table")
-    x = x.astype(np.float32)
+    pixels = layout == "image" and x.dtype == np.uint8 and bool(x.size) and x.max() > 1
+    x = x if pixels else x.astype(np.float32)
     if layout == "image":
         if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-        if x.size and x.max() > 1.0:
-            x = x / 255.0  # 8-bit pixels; a sequence is never rescaled (it has no "255")
+        if pixels:  # 8-bit pixels stay bytes, seen as p / 255 (data.storage.ImageArray)
+            x = ImageArray(np.ascontiguousarray(x))
+        elif x.size and x.max() > 1.0:
+            x = x / 255.0  # pixels stored wider than 8 bits; a sequence is never rescaled (it has no "255")
     extra = {"layout": "sequence"} if layout == "sequence" else {}
     y, task, meta = _targets(y_raw, src.task, str(path))
     if src.class_names and task.is_classification:

@@ -167,7 +167,8 @@ def build_layer_graph(spec: dict[str, Any], req: BuildRequest) -> LayerGraph:
     net = build_sequence(layers, Flow([shape], [len(shape) >= 3]), ctx, lpath, output=output)
     if num_outputs is not None:
         out_shape = net.output_shape
-        if out_shape != (int(num_outputs),) and out_shape != shape:
+        per_step = len(out_shape) == 2 and out_shape[-1] == int(num_outputs)  # (T, C): spec.checks judges it
+        if out_shape != (int(num_outputs),) and out_shape != shape and not per_step:
             last = net.infos[net.output_index]
             raise SpecError(
                 f"the network's output {fmt(out_shape)} does not match the {num_outputs} output(s) the data "

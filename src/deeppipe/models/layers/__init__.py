@@ -22,7 +22,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from deeppipe.models.layers import basic, blocks, dense, edges, sequence  # noqa: F401  (they register)
+from deeppipe.models.layers import basic, blocks, dense, edges, packed, sequence  # noqa: F401  (they register)
 from deeppipe.registry import LAYERS
 
 __all__ = ["LAYERS", "register_layer"]
