@@ -57,15 +57,24 @@ def test_two_workers_share_one_postgres_study_without_duplicates(tmp_path: Path,
     points = {tuple(sorted(t.params.items())) for t in complete}
     assert len(points) == 10  # no grid point twice, none lost
     assert min(ran) >= 1, ran  # both workers took part
-    # each worker's MLflow run is the parent of the trials it ran: every trial once, under its worker
+    # one MLflow parent run for the study (the run of the worker that created it), every trial once
+    # under it; the other worker's run names that parent
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_database)
     runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
-    parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parents]
-    assert len(parents) == 2 and len(children) == len(runs) - 2 == 10
+    own = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (parent,) = [r for r in own if "deeppipe.tune.parent_run" not in r.data.tags]
+    (joiner,) = [r for r in own if r.info.run_id != parent.info.run_id]
+    assert joiner.data.tags["deeppipe.tune.parent_run"] == parent.info.run_id
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 2 == 10
     assert sorted(int(r.data.tags["number"]) for r in children) == sorted(t.number for t in complete)
+    # the parent holds the study's view after the last worker finished
+    best = optuna.load_study(study_name=name, storage=storage).best_trial
+    assert parent.data.tags["deeppipe.tune.best_trial"] == str(best.number)
+    assert parent.data.tags["tune.best.train.optimizer.lr"] == str(best.params["train.optimizer.lr"])
+    assert parent.data.metrics["tune/trials_complete"] == 10
 
 
 def test_a_worker_killed_on_postgres_is_noticed_by_its_heartbeat_and_its_trial_retried(tmp_path: Path,

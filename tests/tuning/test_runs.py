@@ -67,6 +67,8 @@ def test_kedro_run_tunes_then_trains_the_winner_with_two_local_workers(tmp_path:
     assert winner.data.metrics["tune/val/accuracy"] == pytest.approx(best["values"]["val/accuracy"])
     assert len(client.get_metric_history(winner.info.run_id, "val/accuracy")) == 8  # per epoch
     assert parent.data.params["tune.best.train.optimizer.lr"] == str(best["params"]["train.optimizer.lr"])
+    assert parent.data.tags["tune.best.train.optimizer.lr"] == str(best["params"]["train.optimizer.lr"])
+    assert parent.data.tags["deeppipe.tune.best_trial"] == str(best["trial"])
     # a key path with a list index is a valid MLflow name on the parent and the children
     assert winner.data.params["model.layers.3.Dropout.p"] == str(best["params"]["model.layers[3].Dropout.p"])
     assert "model.layers.3.Dropout.p_distribution" in winner.data.tags
@@ -110,3 +112,15 @@ def test_a_killed_search_resumes_keeps_finished_trials_and_finishes_the_budget(t
     assert killed.number == interrupted[0] and killed.system_attrs["fail_reason"] == "its process was killed"
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params  # run again, never lost
+    # one MLflow parent for the study: the killed run; the rerun files its trials there and names it
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
+    own = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (first,) = [r for r in own if "deeppipe.tune.parent_run" not in r.data.tags]
+    (rerun,) = [r for r in own if r.info.run_id != first.info.run_id]
+    assert rerun.data.tags["deeppipe.tune.parent_run"] == first.info.run_id
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {first.info.run_id}
+    assert len(children) == len(study.trials)

@@ -63,6 +63,20 @@ def test_median_pruning_stops_hopeless_trials_early(tmp_path: Path) -> None:
     assert "intermediate_values" in result.plots
 
 
+def test_a_metric_the_engine_does_not_log_is_reported_every_epoch_for_the_pruner(tmp_path: Path) -> None:
+    spec = spec_with({"objective": "val/balanced_accuracy", "n_trials": 6, "epochs": 3, "sampler": {"name": "random"},
+                      "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+                      "space": {"train.optimizer.lr": {"float": [1.0e-5, 0.5], "log": True}}})
+    result = tune(*resolved(tmp_path, spec), folder=tmp_path / "study")
+    trials = result.study.trials
+    assert all(sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1)) for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete and any(t.state == TrialState.PRUNED for t in trials)
+    for t in complete:  # the value is the kept epoch's balanced accuracy, the curve's last point here
+        assert t.value == pytest.approx(t.intermediate_values[3])
+        assert 0.0 <= t.value <= 1.0
+
+
 def test_conditional_values_appear_only_when_their_condition_holds(tmp_path: Path) -> None:
     spec = spec_with({"objective": "val/accuracy", "n_trials": 10, "epochs": 1, "sampler": {"name": "random"},
                       "pruner": "none", "space": {

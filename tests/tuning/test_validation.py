@@ -48,7 +48,6 @@ def refuse(tmp: Path, tune: dict[str, Any], *, deep: bool = False, **sections: A
     ({"space": LR, "pruner": "percentile"}, "tune.pruner", "percentile", None),
     ({"space": LR, "objective": "val/acuracy"}, "tune.objective[0]", "unknown metric 'acuracy'", "val/accuracy"),
     ({"space": LR, "objective": "test/accuracy"}, "tune.objective[0]", "test split", "val/accuracy"),
-    ({"space": LR, "objective": "val/f1_macro"}, "tune.pruner.name", "not logged every epoch", "none"),
     ({"space": LR, "objective": ["val/accuracy", "params"], "sampler": "cmaes", "pruner": "none"}, "tune.sampler.name",
      "searches one objective", None),
     ({"space": LR, "objective": ["val/accuracy", "params"]}, "tune.pruner.name", "single-objective", "none"),

@@ -4,6 +4,8 @@ and line). Kept apart from the schema so tools that only read files (dvcgen) sta
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,14 @@ def _expanded_size(node: Any, sizes: dict[int, int], open_: set[int]) -> int:
 
 
 def parse_yaml(text: str, *, file: str) -> Any:
-    """Safe YAML text -> data, every failure a SpecError naming the file and line."""
+    """Safe YAML text -> data, every failure a SpecError naming the file and line. A run reads its
+    spec more than once (validation, the hooks, every tuning trial and ensemble member) and PyYAML's
+    pure-Python parser takes ~10 ms a page: the same text is parsed once, each caller gets a copy."""
+    return copy.deepcopy(_parse(text, file))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(text: str, file: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:

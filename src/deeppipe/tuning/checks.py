@@ -1,6 +1,6 @@
 """The ``tune:`` section against the rest of its spec, so that ``deeppipe validate`` refuses every
-search a run would fail on: objectives (registered, on the validation split, logged every epoch
-when a pruner needs them), the sampler and pruner and their arguments, every key path of the
+search a run would fail on: objectives (registered, on the validation split; a pruner only with
+one objective), the sampler and pruner and their arguments, every key path of the
 space (each end of each range and each choice is applied to the spec and validated like a
 ``--params`` override), and conditions (on a known path, able to hold, in sampling order).
 """
@@ -46,16 +46,6 @@ def directions(tune: TuneConfig, *, file: str | None = None) -> list[str]:
                             found=name, suggestion=hint)
         out.append(metric_direction(name, o.direction, path=where, file=file))
     return out
-
-
-def per_epoch(spec: ExperimentSpec) -> set[str]:
-    """The validation quantities the training engine logs every epoch (what a pruner can watch)."""
-    logged = {"val/loss", "val/accuracy"}
-    if spec.train.early_stopping is not None:
-        logged.add(spec.train.early_stopping.monitor)
-    if spec.train.schedule is not None:
-        logged.add(spec.train.schedule.monitor)
-    return logged
 
 
 def check_tune(raw: dict[str, Any], spec: ExperimentSpec, *, file: str | None, task: Any = None,
@@ -151,17 +141,10 @@ def _sampler_and_pruner(tune: TuneConfig, spec: ExperimentSpec, dirs: list[str],
         points = grid(tune.space)
     build_sampler(s.name, tune.sampler.kwargs(), seed=0, grid=points, file=file)
     pr = PRUNERS.entry(tune.pruner.name, path="tune.pruner.name", file=file)
-    if pr.name != "none":
-        if tune.multi:
-            raise SpecError("Optuna prunes single-objective searches only", path="tune.pruner.name", file=file,
-                            expected="none (with several objectives)", found=tune.pruner.name, suggestion="none")
-        metric = tune.objective[0].metric
-        logged = per_epoch(spec)
-        if metric not in logged:
-            raise SpecError(f"the pruner watches the objective every epoch, and {metric} is not logged every epoch",
-                            path="tune.pruner.name", file=file,
-                            expected=f"an objective among {', '.join(sorted(logged))}, train.early_stopping.monitor: "
-                                     f"{metric}, or pruner: none", found=tune.pruner.name, suggestion="none")
+    # any val/ objective can be pruned on: a trial computes every objective each epoch (objective.py)
+    if pr.name != "none" and tune.multi:
+        raise SpecError("Optuna prunes single-objective searches only", path="tune.pruner.name", file=file,
+                        expected="none (with several objectives)", found=tune.pruner.name, suggestion="none")
     epochs = tune.epochs or spec.train.epochs
     build_pruner(pr.name, tune.pruner.kwargs(), epochs=epochs * (tune.cv.folds if tune.cv else 1), file=file)
 

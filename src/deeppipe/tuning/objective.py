@@ -121,6 +121,9 @@ def objective(ctx: Context) -> Callable[[optuna.Trial], float | list[float]]:
     epochs = ctx.tune.epochs or ctx.rs.spec.train.epochs
     parts = ctx.folds or [ctx.split]
     watched = ctx.tune.objective[0].metric if not ctx.tune.multi else None
+    # every objective computed each epoch: the pruner reads the first, and each is then scored on
+    # the epoch whose weights the trial kept (not only metrics the engine logs anyway)
+    watch_all = tuple(o.metric for o in ctx.tune.objective if o.metric.startswith("val/"))
 
     def run(trial: optuna.Trial) -> float | list[float]:
         if ctx.stamp is not None:
@@ -135,7 +138,7 @@ def objective(ctx: Context) -> Callable[[optuna.Trial], float | list[float]]:
             for k, part in enumerate(parts):
                 if k:
                     curve.next_fold()
-                trained = fit(trs, ctx.samples, part, tracker)
+                trained = fit(trs, ctx.samples, part, tracker, watch=watch_all)
                 scores.append(score(trs, trained, ctx.samples, part, ctx.tune))
         except (SpecError, TrainingError) as err:  # FAILED with the reason; the study goes on
             what = "the sampled spec is invalid" if isinstance(err, SpecError) else "training failed"
@@ -172,12 +175,14 @@ def trial_spec(rs: ResolvedSpec, sample: dict[str, Any], tune: TuneConfig, info:
     return trs
 
 
-def fit(trs: ResolvedSpec, samples: Samples, split: Split, tracker: Tracker) -> TrainedModel:
-    """The train stage, as the train node runs it (no checkpoints: a killed trial is run again)."""
+def fit(trs: ResolvedSpec, samples: Samples, split: Split, tracker: Tracker, *, watch: tuple[str, ...] = ()
+        ) -> TrainedModel:
+    """The train stage, as the train node runs it (no checkpoints: a killed trial is run again; no
+    network picture: the final model's run has it), computing ``watch`` every epoch."""
     from deeppipe.training.stage import fit_experiment
 
     with _quiet("deeppipe.training", "deeppipe.augment"):
-        return fit_experiment(trs, samples, split, tracker=tracker, checkpoints=None)
+        return fit_experiment(trs, samples, split, tracker=tracker, checkpoints=None, watch=watch, picture=False)
 
 
 class _quiet:

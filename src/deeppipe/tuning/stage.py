@@ -53,8 +53,13 @@ def tune(rs: ResolvedSpec, samples: Samples, split: Split, *, folder: Path, trac
                         expected="tune: {space: {...}}")
     validate_search(rs.raw, rs.spec, file=rs.file, check_model=True)  # before any trial trains
     tracker = tracker or NullTracker()
-    parent = getattr(tracker, "run_id", None)
+    own = getattr(tracker, "run_id", None)
     opened = open_study(rs, folder)
+    parent = None
+    if own is not None:
+        from deeppipe.tuning.tracking import study_parent
+
+        parent = study_parent(opened.study, own, created=opened.created)
     ctx = context(rs, samples, split, opened, folder, parent_run=parent)
     log.info("tune: study %s in %s (%s trials, %s sampler, %s pruner, %d worker(s))", opened.study.study_name,
              opened.storage.shown, opened.budget or "timed", rs.spec.tune.sampler.name, rs.spec.tune.pruner.name,
@@ -68,7 +73,7 @@ def tune(rs: ResolvedSpec, samples: Samples, split: Split, *, folder: Path, trac
     if parent is not None:
         from deeppipe.tuning.tracking import log_summary
 
-        log_summary(parent, best, plots)
+        log_summary(parent, own, best, plots)
     log.info("tune: trial %s wins with %s (%s)", best["trial"], best["values"], best["params"])
     return TuneResult(best, plots, ran, opened.study)
 

@@ -79,12 +79,30 @@ def _rdb(url: str, heartbeat: int, retry: RetryHeartbeatStaleTrialCallback) -> o
                 return optuna.storages.RDBStorage(
                     url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                     heartbeat_stale_trial_callback=retry,
-                    engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True})
+                    engine_kwargs=_engine_kwargs(url))
         except (IntegrityError, ProgrammingError):
             if attempt == 5:
                 raise
             time.sleep(0.3 * (attempt + 1) + random.random() * 0.3)
     raise AssertionError("unreachable")
+
+
+def _engine_kwargs(url: str) -> dict[str, Any] | None:
+    """SQLAlchemy engine options: connections checked before use (a database restarted during a
+    long study), and on PostgreSQL asynchronous commit. A trial writes its records in about ten
+    small transactions; with PostgreSQL's default each waits for the WAL to reach the disk
+    (4 ms each on this project's machine: half of a trial's whole overhead). Asynchronous commit
+    changes nothing for other workers (a commit is visible at once) or for a worker that dies; only
+    a crash of the database server itself can lose its last ~0.6 s of commits (PostgreSQL's
+    documentation: the database stays consistent), and a trial lost that way is failed by the
+    heartbeat and run again. A URL that sets ``options`` itself (e.g.
+    ``?options=-csynchronous_commit%3Don``) keeps its own."""
+    if url.startswith("sqlite"):
+        return None
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql") and "options=" not in url:
+        kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
+    return kwargs
 
 
 def resolve_url(url: str | None) -> str | None:

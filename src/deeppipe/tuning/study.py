@@ -91,6 +91,7 @@ class Opened:
     budget: int | None
     directions: list[str]
     grid_size: int | None
+    created: bool = False  # this process created the study (rather than resumed or joined it)
 
 
 def open_study(rs: ResolvedSpec, folder: Path, *, worker: int = 0) -> Opened:
@@ -115,8 +116,13 @@ def open_study(rs: ResolvedSpec, folder: Path, *, worker: int = 0) -> Opened:
     name = study_name(rs)
     wanted = ["minimize" if d == "min" else "maximize" for d in dirs]
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # deeppipe logs the study and its winner
-    study = optuna.create_study(storage=storage.storage, sampler=sampler, pruner=pruner, study_name=name,
-                                directions=wanted, load_if_exists=True)
+    try:  # whether this process created the study decides who is its MLflow parent (tuning.tracking)
+        study = optuna.create_study(storage=storage.storage, sampler=sampler, pruner=pruner, study_name=name,
+                                    directions=wanted)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=storage.storage, sampler=sampler, pruner=pruner, study_name=name)
+        created = False
     found = ["minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize" for d in study.directions]
     if found != wanted:
         raise SpecError(f"study '{name}' in {storage.shown} optimises {found}", path="tune.study_name",
@@ -128,7 +134,7 @@ def open_study(rs: ResolvedSpec, folder: Path, *, worker: int = 0) -> Opened:
         study.sampler = build_sampler(tune.sampler.name, tune.sampler.kwargs(), seed=(seed + salt) % 2**32,
                                       grid=points, file=rs.file)
     size = grid_size(tune.space) if is_grid else None
-    return Opened(study, storage, tune.budget(size), dirs, size)
+    return Opened(study, storage, tune.budget(size), dirs, size, created)
 
 
 def search(ctx: Context, opened: Opened, *, timeout: float | None) -> int:
@@ -142,7 +148,10 @@ def search(ctx: Context, opened: Opened, *, timeout: float | None) -> int:
         ran += 0 if trial.user_attrs.get(SKIPPED) else 1
         _report(trial, ctx)
         _reap(study, liveness, ctx)
-        if _spent(study, opened.budget):
+        # the budget can be used up only once trial budget - 1 exists; earlier, skip the read of
+        # every trial (a database round trip per trial): a worker that asks for one trial too many
+        # meets _budget_guard, which ends it unsampled
+        if opened.budget is not None and trial.number + 1 >= opened.budget and _spent(study, opened.budget):
             study.stop()
 
     with liveness if liveness is not None else _nothing():

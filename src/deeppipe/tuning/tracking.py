@@ -1,6 +1,13 @@
-"""MLflow for a study: the run's own MLflow run is the study's parent; every trial gets a child run
+"""MLflow for a study: one parent run per study, every trial a child run of it
 (``mlflow.parentRunId``) with its per-epoch metrics, its parameters, its value(s), its state and
 its number as tags.
+
+The parent is the MLflow run of the process that created the study; its id is kept in the study
+(a user attribute), so a worker that joins the study later (another machine on the same
+PostgreSQL, a rerun that resumes it) files its trials under the same parent and marks its own run
+as a worker of it. The parent carries the study's latest view (best trial, values, parameters as
+``tune.best.*`` tags, counts, figures), updated by every worker that finishes; each run's params
+``tune.best.*`` are the winner that run trained with.
 
 optuna-integration's ``MLflowCallback`` logs a finished trial (values, params, the tags
 ``number``, ``state``, ``direction``, the distributions, user attributes) and is used for that.
@@ -21,6 +28,7 @@ about thirty lines to take in when it goes.
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from typing import Any
 
@@ -32,6 +40,7 @@ from optuna_integration.mlflow.mlflow import RUN_ID_ATTRIBUTE_KEY
 
 from deeppipe.tracking.mlflow_tracker import MlflowTracker, mlflow_key
 
+PARENT_ATTR = "deeppipe.mlflow_parent_run"
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
@@ -93,15 +102,45 @@ class TrialRuns:
                     pass
 
 
-def log_summary(parent_id: str, best: dict[str, Any], plots: dict[str, bytes]) -> None:
-    """The winner's parameters and values on the parent run, and the search's figures."""
+def study_parent(study: optuna.Study, own: str, *, created: bool, wait: float = 5.0) -> str:
+    """The study's parent run: ``own`` if this process created the study (or the study names no
+    parent this tracking store knows), else the run the study names. A joiner that finds no
+    parent yet waits ``wait`` seconds for the creator to name its own (it does so right after
+    creating the study), then takes the role itself."""
+    client = mlflow.MlflowClient()
+    if not created:
+        deadline = time.monotonic() + wait
+        while True:
+            named = study.user_attrs.get(PARENT_ATTR)
+            if named is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if named is not None and named != own:
+            try:
+                client.get_run(named)  # another tracking server's run id means nothing here
+            except mlflow.exceptions.MlflowException:
+                named = None
+        if named is not None:
+            if named != own:
+                client.set_tag(own, "deeppipe.tune.parent_run", named)
+            return named
+    study.set_user_attr(PARENT_ATTR, own)
+    return own
+
+
+def log_summary(parent_id: str, own_id: str, best: dict[str, Any], plots: dict[str, bytes]) -> None:
+    """On this run: the winner it trains with (params). On the study's parent (the same run when
+    this process created the study): the study's latest view, as tags and metrics that a later
+    worker's summary updates (MLflow params cannot change), and the search's figures."""
     from deeppipe.tracking.tracker import log_bytes
 
+    MlflowTracker(own_id).log_params({f"tune.best.{k}": v for k, v in best["params"].items()})
     tracker = MlflowTracker(parent_id)
-    tracker.log_params({f"tune.best.{k}": v for k, v in best["params"].items()})
-    tracker.log_metrics({f"tune/best/{k}": v for k, v in best["values"].items()})
     counts = best["trials"]
-    tracker.log_metrics({f"tune/trials_{k}": v for k, v in counts.items()})
-    tracker.set_tags({"deeppipe.tune.study": best["study"], "deeppipe.tune.best_trial": str(best["trial"])})
+    step = sum(counts.values())  # the best so far after this many trials
+    tracker.log_metrics({f"tune/best/{k}": v for k, v in best["values"].items()}, step)
+    tracker.log_metrics({f"tune/trials_{k}": v for k, v in counts.items()}, step)
+    tracker.set_tags({"deeppipe.tune.study": best["study"], "deeppipe.tune.best_trial": str(best["trial"]),
+                      **{mlflow_key(f"tune.best.{k}"): str(v) for k, v in best["params"].items()}})
     for name, png in plots.items():
         log_bytes(tracker, f"{name}.png", png, "tune")
