@@ -86,8 +86,11 @@ for _kind, _what in (("precision", "TP / (TP + FP)"), ("recall", "TP / (TP + FN)
 
 @METRICS.register("log_loss", direction="min")
 def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """-mean(log p(true class)): how confident and right the probabilities are."""
-    return float(_skm().log_loss(y_true, np.clip(probs, 1e-15, 1.0), labels=_labels(probs)))
+    """-mean(log p(true class)): how confident and right the probabilities are. The network's
+    float32 rows sum to 1 only to ~1e-7, which scikit-learn's float64 check calls "not summing to
+    one": they are renormalised in float64 first (a change far below the metric's precision)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-15, 1.0)
+    return float(_skm().log_loss(y_true, p / p.sum(axis=1, keepdims=True), labels=_labels(probs)))
 
 
 @METRICS.register("roc_auc", aliases=("roc_auc_ovr", "auc"))
