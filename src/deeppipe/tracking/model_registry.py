@@ -44,6 +44,25 @@ def _package_copy(into: Path) -> Path:
     return target
 
 
+class _no_requirement_scan:
+    """MLflow checks the model's pip requirements against the environment, mapping every installed
+    distribution to its modules first (``importlib.metadata.packages_distributions``: ~0.5-1.5 s,
+    a third of registering a model). ``requirements()`` pins exactly what this environment runs,
+    so the check cannot find a mismatch: it is skipped while the model is logged (the MLflow
+    function is looked up defensively; without it, MLflow's own behaviour is kept)."""
+
+    def __enter__(self) -> None:
+        from mlflow.utils import environment
+
+        self.module, self.saved = environment, getattr(environment, "warn_dependency_requirement_mismatches", None)
+        if self.saved is not None:
+            environment.warn_dependency_requirement_mismatches = lambda *a, **k: None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            self.module.warn_dependency_requirement_mismatches = self.saved
+
+
 def log_model(model_dir: str | Path, input_example: np.ndarray, output_example: np.ndarray,
               registered_name: str | None, *, output: str = "proba", step: int = 0,
               metadata: dict[str, Any] | None = None) -> tuple[Any, str | None]:
@@ -53,7 +72,7 @@ def log_model(model_dir: str | Path, input_example: np.ndarray, output_example: 
     import tempfile
 
     signature = infer_signature(input_example, output_example, params={"output": output})
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _no_requirement_scan():
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
