@@ -109,7 +109,8 @@ def study_parent(study: optuna.Study, own: str, *, created: bool, wait: float = 
     creating the study), then takes the role itself."""
     client = mlflow.MlflowClient()
     if not created:
-        deadline = time.monotonic() + wait
+        # a study with trials and no parent was searched untracked: nobody is about to name one
+        deadline = time.monotonic() + (wait if not study.get_trials(deepcopy=False) else 0.0)
         while True:
             named = study.user_attrs.get(PARENT_ATTR)
             if named is not None or time.monotonic() >= deadline:
