@@ -27,6 +27,22 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture
+def scratch_registries():
+    """Entries a test registers (a custom loss, a metric) are gone after it: later tests in the
+    same worker (the catalogue's every-entry-has-a-row check) see only deeppipe's own."""
+    from deeppipe import registry
+
+    regs = [r for r in vars(registry).values() if isinstance(r, registry.Registry)]
+    for r in regs:
+        r.entries()  # filled now, so what is restored is the full registry
+    saved = [(r, dict(r._entries)) for r in regs]
+    yield
+    for r, entries in saved:
+        r._entries.clear()
+        r._entries.update(entries)
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 real 8x8 digit images as (N, 1, 8, 8) float32 in [0, 1], int64 labels."""

@@ -123,7 +123,7 @@ def test_regression_and_reconstruction(digits_tensors):
     assert r.history[-1]["val/loss"] < 0.6 * r.history[0]["val/loss"] < 0.06
 
 
-def test_metrics_fn_values_are_logged_and_monitorable(digits_sources, task):
+def test_metrics_fn_values_are_logged_and_monitorable(digits_sources, task, scratch_registries):
     """A metric computed by the caller's metrics_fn is monitorable once registered: its record
     gives early stopping the direction (higher is better here)."""
     from deeppipe.registry import METRICS

@@ -102,7 +102,7 @@ def test_unknown_loss_and_unknown_argument():
     assert "train.loss.smoothing" in str(err.value) and "label_smoothing" in str(err.value)
 
 
-def test_custom_loss_through_the_registry(digits_sources):
+def test_custom_loss_through_the_registry(digits_sources, scratch_registries):
     calls = []
 
     @register_loss("test_focal")
