@@ -86,6 +86,16 @@ class SourceInfo:
                    top, int(window["horizon"]) - 1 if window else None, layout=data.meta.get("layout"))
 
 
+def read_frame(path: Path, **kwargs: Any) -> Any:
+    """A CSV as a pandas DataFrame; a file pandas cannot read is a DataError naming it."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the CSV ({type(exc).__name__}: {exc})", file=str(path)) from None
+
+
 def _classification_task(class_names: list[str] | tuple[str, ...]) -> Task:
     names = tuple(str(c) for c in class_names)
     if len(names) == 2:

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from deeppipe.config import Strict
-from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task
+from deeppipe.data.sources.base import DataError, Reader, Samples, _classification_task, read_frame
 from deeppipe.data.task import Task
 from deeppipe.errors import unknown
 from deeppipe.registry import SOURCES
@@ -111,10 +111,7 @@ def _read_csv(src: SequenceCsvSource, on_error: str) -> Samples:
     import pandas as pd
 
     path = Path(src.path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the CSV ({type(exc).__name__}: {exc})", file=str(path)) from None
+    frame = read_frame(path)
     cols = list(frame.columns)
     for key in ("id", "label", "order"):
         name = getattr(src, key)

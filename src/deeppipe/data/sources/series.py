@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from deeppipe.config import Strict
-from deeppipe.data.sources.base import DataError, Reader, Samples
+from deeppipe.data.sources.base import DataError, Reader, Samples, read_frame
 from deeppipe.data.task import Task
 from deeppipe.errors import SpecError, unknown
 from deeppipe.registry import SOURCES
@@ -86,10 +86,7 @@ def _csv_frame(src: TimeseriesCsvSource, on_error: str) -> Any:
     import pandas as pd
 
     path = Path(src.path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the CSV ({type(exc).__name__}: {exc})", file=str(path)) from None
+    frame = read_frame(path)
     if src.time is not None:
         if src.time not in frame.columns:
             raise unknown("column", src.time, list(frame.columns), path="data.source.time", file=str(path))

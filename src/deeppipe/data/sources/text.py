@@ -18,7 +18,14 @@ import numpy as np
 from pydantic import Field
 
 from deeppipe.config import Strict
-from deeppipe.data.sources.base import DataError, Reader, Samples, SourceInfo, _classification_task
+from deeppipe.data.sources.base import (
+    DataError,
+    Reader,
+    Samples,
+    SourceInfo,
+    _classification_task,
+    read_frame,
+)
 from deeppipe.errors import unknown
 from deeppipe.registry import SOURCES
 
@@ -56,13 +63,9 @@ def settings_of(src: TextCsvSource) -> dict[str, Any]:
 
 
 def _read(src: TextCsvSource) -> Samples:
-    import pandas as pd
 
     path = Path(src.path)
-    try:
-        frame = pd.read_csv(path, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the CSV ({type(exc).__name__}: {exc})", file=str(path)) from None
+    frame = read_frame(path, keep_default_na=False)
     for key in ("text", "label"):
         if getattr(src, key) not in frame.columns:
             raise unknown("column", getattr(src, key), list(frame.columns), path=f"data.source.{key}", file=str(path))
