@@ -189,8 +189,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    if not FASHION.exists():
-        sys.exit(f"Fashion-MNIST not found at {FASHION}")
+    if not FASHION.exists():  # the search runs on a Fashion-MNIST slice: nothing to measure without it
+        print(f"tuning: skipped, no Fashion-MNIST at {FASHION}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.chdir(work)
