@@ -101,8 +101,11 @@ class ModelArtifact:
         return net
 
 
-def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | None = None) -> Network:
-    """The trainable Network for a model section and the data facts in ``meta``."""
+def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | None = None,
+             initial: bool = False) -> Network:
+    """The Network for a model section and the data facts in ``meta``. ``initial``: the network a
+    run starts training from (word vectors copied into its embeddings); a trained model's rebuild
+    does not read them (its weights hold them, and the vectors file need not exist where it serves)."""
     from deeppipe.models import build_model
 
     task = Task.from_dict(meta["task"])
@@ -123,7 +126,7 @@ def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | No
         from deeppipe.data.text_vocab import TokenRemap
 
         norm = TokenRemap(meta["vocabulary"])
-        for m in body.modules():  # TokenEmbedding(vectors: ...): the pretrained rows of the vocabulary
+        for m in body.modules() if initial else ():  # TokenEmbedding(vectors: ...): the pretrained rows of the vocabulary
             if callable(getattr(m, "attach_vocabulary", None)):
                 m.attach_vocabulary(meta["vocabulary"]["tokens"])
     return Network(body, norm, scale, relative)

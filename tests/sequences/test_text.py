@@ -97,12 +97,24 @@ def test_word_vectors_are_loaded_for_the_vocabulary_and_mismatches_refused(tmp_p
     samples = ingest(rs.spec)
     parts = split(rs.spec, samples)
     meta = model_facts(rs, samples, parts)
-    net = assemble(rs.spec.model.model_dump(mode="json", exclude_none=True), meta)
+    model = rs.spec.model.model_dump(mode="json", exclude_none=True)
+    net = assemble(model, meta, initial=True)
     emb = net.body.get_submodule(next(n for n, m in net.body.named_modules() if hasattr(m, "attach_vocabulary")))
     tokens = meta["vocabulary"]["tokens"]
     assert emb.weight[tokens.index("great")].tolist() == [1, 2, 3, 4]
     assert emb.weight[tokens.index("awful")].tolist() == [-1, -2, -3, -4]
     assert emb.found == 2 and not emb.weight.requires_grad
+    # the trained model rebuilds (serving, evaluation) from its weights alone: the file may be gone
+    from deeppipe.artifact import ModelArtifact
+
+    trained = ModelArtifact(spec=rs.spec.to_dict(), meta=meta, state_dict=net.state_dict())
+    vectors.unlink()
+    rebuilt = trained.build().body.get_submodule(next(n for n, m in net.body.named_modules()
+                                                      if hasattr(m, "attach_vocabulary")))
+    assert rebuilt.weight[tokens.index("great")].tolist() == [1, 2, 3, 4]
+    with pytest.raises(SpecError, match="does not exist"):  # but a run that would read it is refused
+        _spec(tmp_path, {"path": str(reviews), "max_size": 38}, layers, name="gone")
+    vectors.write_text("great 1 2 3 4\nawful -1 -2 -3 -4\nunrelated 9 9 9 9\n")
     bad = [{"TokenEmbedding": {"num_embeddings": 40, "embedding_dim": 5, "vectors": str(vectors)}}, *layers[1:]]
     with pytest.raises(SpecError, match="have 4 dimensions but embedding_dim is 5"):
         _spec(tmp_path, {"path": str(reviews)}, bad, name="bad")

@@ -225,6 +225,11 @@ def _check_model(spec: ExperimentSpec, task: Task, shape: tuple[int, ...], info:
         model = build_model(spec.model, shape, outputs, file=file, path="model", device="meta")
     except SpecError as err:
         raise err.with_context(file=file) from None
+    from deeppipe.models.layers.packed import check_vectors
+
+    if (why := check_vectors(model)) is not None:
+        raise SpecError(why, path="model", file=file, expected="a word2vec/GloVe text file of embedding_dim values "
+                        "per word (TokenEmbedding.vectors)")
     out_shape = tuple(getattr(model, "output_shape", ()) or ())
     if task.per_step or (len(out_shape) == 2 and out_shape[-1] == task.num_outputs and task.kind != "reconstruction"):
         from deeppipe.training.sequence_losses import check_step_outputs

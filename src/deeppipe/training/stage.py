@@ -119,7 +119,7 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     tracker.log_dataset(rs.name, schema_view(x_train), y_train, source=str(samples.meta.get("source", spec.data.source.type)),
                         digest=meta["data_sha256"])
     try:
-        net = assemble(spec.model, meta, file=rs.file)
+        net = assemble(spec.model, meta, file=rs.file, initial=True)
     except (RuntimeError, MemoryError) as exc:  # the CPU allocator refusing a network too large
         raise oom_building(exc, spec, meta) from exc
     if spec.model.pretrained is not None:  # transfer learning: the selected weights of another model

@@ -86,6 +86,37 @@ PackedLSTM = LAYERS.register("PackedLSTM", width_args=("hidden_size",))(_packed(
 PackedGRU = LAYERS.register("PackedGRU", width_args=("hidden_size",))(_packed(nn.GRU, "PackedGRU"))
 
 
+def vector_width(path: str, dim: int | None = None) -> int:
+    """The dimension of a word-vector file, from its first vector (cheap: GloVe files are GBs)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"word-vector file {path} does not exist")
+    with file.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").rstrip().split(" ")
+            if (n == 1 and len(parts) == 2 and all(p.isdigit() for p in parts)) or len(parts) < 2:
+                continue  # the word2vec header ("count dim"), blank lines
+            width = len(parts) - 1
+            if dim is not None and width != dim:
+                raise ValueError(f"the word vectors in {path} have {width} dimensions but embedding_dim is {dim}: "
+                                 f"set embedding_dim: {width} (or use vectors of {dim} dimensions)")
+            return width
+    raise ValueError(f"{path} holds no word vectors")
+
+
+def check_vectors(model: nn.Module) -> str | None:
+    """Validation: why a TokenEmbedding's word-vector file cannot start training (missing, empty, another
+    width), or None. Not done when a network is built: a trained model's rebuild (evaluation, serving)
+    has the vectors in its weights and must not need the file."""
+    for m in model.modules():
+        if isinstance(m, TokenEmbedding) and m.vectors_file is not None:
+            try:
+                vector_width(m.vectors_file, m.embedding_dim)
+            except ValueError as exc:
+                return str(exc)
+    return None
+
+
 def read_vectors(path: str, dim: int | None = None) -> dict[str, list[float]]:
     """Word vectors from a word2vec/GloVe text file (``word v1 v2 ...``, an optional ``count dim``
     header line); every row must have the same dimension (and ``dim`` when given)."""
@@ -130,9 +161,7 @@ class TokenEmbedding(nn.Embedding):
     def __init__(self, num_embeddings: int, embedding_dim: int, vectors: str | None = None,
                  freeze: bool = False, max_norm: float | None = None) -> None:
         super().__init__(num_embeddings, embedding_dim, padding_idx=0, max_norm=max_norm)
-        self.vectors_file = vectors
-        if vectors is not None:
-            read_vectors(vectors, embedding_dim)  # a dimension mismatch is refused when the network is built
+        self.vectors_file = vectors  # read only when training starts (attach_vocabulary); checked by check_vectors
         self.freeze = freeze
         if freeze:
             self.weight.requires_grad_(False)
