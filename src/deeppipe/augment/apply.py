@@ -149,6 +149,17 @@ def eval_view(cfg: AugmentConfig | None, x: np.ndarray, split: str) -> np.ndarra
     return transform(x) if transform is not None and len(x) else x
 
 
+def eval_rows(cfg: AugmentConfig | None, x: Any, idx: Any, split: str) -> Any:
+    """Rows ``idx`` of ``x`` as ``split`` sees them. Lazy images (uint8, or still in their files)
+    stay lazy when no ``augment.<split>`` pipeline transforms them: evaluation then reads them a
+    batch at a time (``training.inference.predict``) instead of holding a float32 copy of the split."""
+    from deeppipe.data.storage import is_lazy, rows
+
+    if is_lazy(x) and (cfg is None or build_eval_transform(cfg, split) is None):
+        return rows(x, idx)
+    return eval_view(cfg, x[idx], split)
+
+
 def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
                   chunk: int = 512) -> np.ndarray:
     """Augment a whole array once with the training pipeline, by the path training would take."""

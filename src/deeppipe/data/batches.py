@@ -2,12 +2,15 @@
 
 The trainer only needs ``for x, y in source.epoch(epoch)`` and ``len(source)``. In-memory data
 (small images, tabular sets) lives on the training device and is sliced there: no DataLoader,
-no per-sample Python, which is what keeps the loop as fast as a hand-written one. Per-sample
+no per-sample Python, which is what keeps the loop as fast as a hand-written one. Data too large
+for the GPU's free memory (``fits_on_device``) stays in host memory instead, each batch gathered
+there and copied over (not pinned: pinning would hold a second copy of data that large). Per-sample
 augmentation (albumentations in worker processes) provides another BatchSource.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
@@ -16,6 +19,30 @@ import torch
 
 from deeppipe.data.storage import ImageArray, as_batch_tensor, base_tensor, to_compute
 from deeppipe.data.stream import BatchReader, is_streamed
+
+log = logging.getLogger(__name__)
+
+
+DEVICE_SHARE = 0.5  # of the GPU's free memory resident data may take; activations need the rest
+
+
+def fits_on_device(nbytes: int, device: torch.device, free: int | None = None) -> bool:
+    """Whether ``nbytes`` of data may live on ``device`` (always on the CPU); ``free``: the
+    device's free bytes (default: what CUDA reports now)."""
+    if device.type != "cuda":
+        return True
+    if free is None:
+        free = torch.cuda.mem_get_info(device)[0]
+    return nbytes <= DEVICE_SHARE * free
+
+
+def _place(x: torch.Tensor, device: torch.device, free: int | None = None) -> torch.Tensor:
+    """``x`` on ``device`` when it fits there, else where it is (host memory)."""
+    if x.device == device or fits_on_device(x.element_size() * x.numel(), device, free):
+        return x.to(device)
+    gib = x.element_size() * x.numel() / 2**30
+    log.info("%.2f GiB of data exceed half of %s's free memory: batches are copied from host memory", gib, device)
+    return x
 
 
 @runtime_checkable
@@ -62,7 +89,7 @@ class TensorBatches:
         if isinstance(x, ImageArray):
             x, self.rows = base_tensor(x) if device.type == "cpu" else (as_batch_tensor(x.pixels()), None)
         self.reader = BatchReader(x, pin=device.type == "cuda") if is_streamed(x) else None
-        self.x = x if self.reader is not None else x.to(device)
+        self.x = x if self.reader is not None else _place(x, device)
         self.y = y.to(device)
         self.device = device
         self.batch_size = int(batch_size)
@@ -77,10 +104,11 @@ class TensorBatches:
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + epoch)
-        if self.shuffle:
-            order = torch.randperm(self.num_samples, generator=gen).to(self.device)
-        else:
-            order = None
+        order = torch.randperm(self.num_samples, generator=gen) if self.shuffle else None
+        sliced = order is not None and self.rows is None and self.reader is None  # x sliced where it lives
+        x_order = order.to(self.x.device) if sliced else None
+        if order is not None:
+            order = order.to(self.device)
         decoded = self._decoded(order)
         nb = self.device.type == "cuda"
         for i in range(len(self)):
@@ -90,7 +118,7 @@ class TensorBatches:
             elif self.rows is not None:
                 xb = self.x.index_select(0, self.rows[sl] if order is None else self.rows[order[sl]])
             else:
-                xb = self.x[sl] if order is None else self.x.index_select(0, order[sl])
+                xb = self.x[sl] if x_order is None else self.x.index_select(0, x_order[sl])
             yb = self.y[sl] if order is None else self.y.index_select(0, order[sl])
             xb = to_compute(xb.to(self.device, non_blocking=nb))
             if self.batch_transform is not None:

@@ -39,14 +39,14 @@ def compare_members(rs: ResolvedSpec, artifact: Any, samples: Samples, split: Sp
     """The member-vs-ensemble table (``ensemble_members.json``), logged to the run too."""
     import json
 
-    from deeppipe.augment.apply import eval_view
+    from deeppipe.augment.apply import eval_rows
     from deeppipe.evaluation.metrics import compute_metrics
     from deeppipe.evaluation.predictor import predictor_for
 
     tracker = tracker or NullTracker()
     task = samples.task
     te = split.evaluation
-    x = eval_view(rs.spec.augment, samples.x[te], "test")
+    x = eval_rows(rs.spec.augment, samples.x, te, "test")
     y = samples.targets()[te]
     choices = rs.spec.evaluate.choices()
     names = list(artifact.member_names)

@@ -104,12 +104,12 @@ class PrefixTracker:
 
 def predict_rows(rs: ResolvedSpec, artifact: ModelArtifact, samples: Samples, rows: np.ndarray) -> np.ndarray:
     """The member's predictions (probabilities or values) on ``rows``, as evaluation sees them."""
-    from deeppipe.augment.apply import eval_view
+    from deeppipe.augment.apply import eval_rows
     from deeppipe.evaluation.predictor import predictor_for
 
     if not len(rows):
         return np.zeros((0, artifact.task.num_outputs), dtype=np.float64)
-    return predictor_for(rs.spec, artifact).predict(eval_view(rs.spec.augment, samples.x[rows], "val"))
+    return predictor_for(rs.spec, artifact).predict(eval_rows(rs.spec.augment, samples.x, rows, "val"))
 
 
 def member_spec(rs: ResolvedSpec, plan: MemberPlan) -> ResolvedSpec:

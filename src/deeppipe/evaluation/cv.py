@@ -48,7 +48,7 @@ def cross_validate(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
     """The fold table and every metric's mean and standard deviation (``cv.json``)."""
     import json
 
-    from deeppipe.augment.apply import eval_view
+    from deeppipe.augment.apply import eval_rows
     from deeppipe.evaluation.metrics import compute_metrics
     from deeppipe.evaluation.predictor import predictor_for
 
@@ -61,7 +61,7 @@ def cross_validate(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
         log.info("cross-validation fold %d/%d: %d training rows, %d held out", k + 1, cv.folds,
                  len(fold_split.train), len(held))
         artifact = _fit(rs, samples, fold_split)
-        pred = predictor_for(rs.spec, artifact).predict(eval_view(rs.spec.augment, samples.x[held], "test"))
+        pred = predictor_for(rs.spec, artifact).predict(eval_rows(rs.spec.augment, samples.x, held, "test"))
         scalars, _ = compute_metrics(samples.task, y[held], pred, choices)
         rows.append({"fold": k + 1, "samples": len(held), **scalars})
         tracker.log_metrics({f"cv/{m}": v for m, v in scalars.items()}, step=k + 1)

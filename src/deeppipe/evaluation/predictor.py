@@ -27,14 +27,18 @@ class Predictor(Protocol):
 class ModelPredictor:
     """One trained network (raw inputs in: it standardises them itself)."""
 
-    def __init__(self, net: nn.Module, task: Task, *, batch_size: int = 1024) -> None:
-        self.net, self.task, self.batch_size = net, task, batch_size
+    def __init__(self, net: nn.Module, task: Task, *, batch_size: int = 1024, device: Any = None) -> None:
+        self.net, self.task, self.batch_size, self.device = net, task, batch_size, device
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
-        """Raw outputs (logits for classifiers)."""
+        """Raw outputs (logits for classifiers), computed on ``device`` (default: where the net is)."""
         from deeppipe.training.inference import predict
 
-        return predict(self.net, x, batch_size=self.batch_size)
+        try:
+            return predict(self.net, x, batch_size=self.batch_size, device=self.device)
+        finally:
+            if self.device is not None:
+                self.net.cpu()  # saliency, reports and the registry expect the net on the CPU
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = self.outputs(x)
@@ -51,12 +55,17 @@ class TTAPredictor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         from deeppipe.augment.tta import tta_predict
 
-        return tta_predict(self.inner.predict, x, self.augment, seed=self.seed)
+        # the views are albumentations transforms of whole arrays: lazy images are read once here
+        return tta_predict(self.inner.predict, np.asarray(x), self.augment, seed=self.seed)
 
 
 def predictor_for(spec: Any, artifact: Any) -> Predictor:
     """The predictor a spec asks for around a trained artifact (TTA when ``augment.tta`` is set)."""
-    base: Predictor = ModelPredictor(artifact.build(), artifact.task, batch_size=spec.train.eval_batch_size)
+    from deeppipe.training.device import resolve_device
+
+    device = resolve_device(spec.train.device)  # on the training device: a GPU run evaluates there
+    base: Predictor = ModelPredictor(artifact.build(), artifact.task, batch_size=spec.train.eval_batch_size,
+                                     device=None if device.type == "cpu" else device)
     if spec.augment is not None and spec.augment.tta and len(artifact.input_shape) == 3:
         return TTAPredictor(base, spec.augment, seed=spec.seed)
     return base

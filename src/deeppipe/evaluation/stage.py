@@ -45,7 +45,7 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
              tracker: Tracker | None = None, show: bool = True) -> Evaluation:
     """Test-set metrics (``test/<name>`` in the tracker), predictions and plots; ``show`` prints
     the summary table."""
-    from deeppipe.augment.apply import eval_view
+    from deeppipe.augment.apply import eval_rows
     from deeppipe.evaluation.report import print_summary
 
     tracker = tracker or NullTracker()
@@ -53,7 +53,7 @@ def evaluate(rs: ResolvedSpec, predictor: Predictor, samples: Samples, split: Sp
     te = split.evaluation
     if not len(split.test):
         log.warning("no test split (data.split.test: 0): evaluating on the validation split")
-    x_test = eval_view(rs.spec.augment, samples.x[te], "test")
+    x_test = eval_rows(rs.spec.augment, samples.x, te, "test")
     if task.kind == "reconstruction":  # an autoencoder: scored against its inputs (evaluation.reconstruction)
         return _evaluate_reconstruction(rs, predictor, samples, split, x_test, train_meta or {}, tracker, show)
     y_test = samples.targets()[te]
@@ -115,6 +115,7 @@ def _evaluate_reconstruction(rs: ResolvedSpec, predictor: Predictor, samples: Sa
     from deeppipe.evaluation.report import print_summary
 
     te = split.evaluation
+    x_test = np.asarray(x_test)  # scored against the inputs themselves: read whole
     recon = predictor.predict(x_test)
     scalars, _ = compute_metrics(samples.task, x_test, recon, rs.spec.evaluate.choices())
     names = list(samples.meta.get("labels", {}).get("class_names") or [])
@@ -143,12 +144,12 @@ def report(rs: ResolvedSpec, artifact: Any, samples: Samples, split: Split, *, m
 
 def curves(rs: ResolvedSpec, artifact: Any, samples: Samples, split: Split) -> dict[str, pd.DataFrame]:
     """ROC, precision-recall and reliability curves of the test split as tables (DVC's plots)."""
-    from deeppipe.augment.apply import eval_view
+    from deeppipe.augment.apply import eval_rows
     from deeppipe.evaluation.curves import curve_tables
     from deeppipe.evaluation.predictor import predictor_for
 
     te = split.evaluation
-    pred = predictor_for(rs.spec, artifact).predict(eval_view(rs.spec.augment, samples.x[te], "test"))
+    pred = predictor_for(rs.spec, artifact).predict(eval_rows(rs.spec.augment, samples.x, te, "test"))
     return curve_tables(samples.task, samples.targets()[te], pred)
 
 

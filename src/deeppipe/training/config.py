@@ -141,10 +141,12 @@ class TrainConfig(Strict):
     mixup: MixConfig | None = None
     cutmix: MixConfig | None = None
     grad_accumulation: PositiveInt = 1
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
+    # auto: bf16 autocast, channels_last (2-D convolutions) and torch.compile on CUDA, none of them
+    # on the CPU (training.engine says why); any explicit value wins
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: Literal["auto"] | bool = "auto"
     # true, or torch.compile's keyword arguments: {mode: max-autotune, backend: inductor, dynamic: true}
-    compile: bool | dict[str, Any] = False
+    compile: Literal["auto"] | bool | dict[str, Any] = "auto"
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     distributed: DistributedConfig | None = None
     ema: EmaConfig | None = None  # {decay: 0.999}: evaluate and save the averaged weights

@@ -68,6 +68,7 @@ def oom_building(exc: BaseException, spec: Any, meta: dict[str, Any]) -> BaseExc
     outputs = task.num_outputs if task.kind != "reconstruction" else None
     probe = build_model(spec.model, tuple(meta["input_shape"]), outputs, path="model", device="meta")
     cfg = spec.train
-    return TrainingError(oom_message(cfg.batch_size, cfg.grad_accumulation, "cpu", cfg.precision,  # built there
+    precision = "fp32" if cfg.precision == "auto" else cfg.precision  # auto is fp32 on the CPU
+    return TrainingError(oom_message(cfg.batch_size, cfg.grad_accumulation, "cpu", precision,  # built there
                                      parameters=sum(p.numel() for p in probe.parameters()),
                                      when="building the network"))

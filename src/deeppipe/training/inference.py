@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,14 +19,27 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _batch(x: Any, rows: slice, dev: torch.device) -> torch.Tensor:
+    """One batch on ``dev``: uint8 images go over as uint8 and become float32 there
+    (``data.storage.to_compute``), images still in their files are decoded a batch at a time."""
+    if hasattr(x, "pixels"):  # data.storage.ImageArray
+        from deeppipe.data.storage import to_compute
+
+        return to_compute(torch.from_numpy(np.ascontiguousarray(x.rows(rows).pixels())).to(dev, non_blocking=True))
+    part = x[rows]
+    part = torch.from_numpy(np.ascontiguousarray(part)) if isinstance(part, np.ndarray) else part
+    return part.to(dev, non_blocking=True)
+
+
 def predict(
     model: nn.Module,
-    x: np.ndarray | torch.Tensor,
+    x: Any,
     *,
     batch_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """Outputs (logits for classifiers) as float32 numpy, computed batch by batch.
+    """Outputs (logits for classifiers) as float32 numpy, computed batch by batch; ``x`` an array,
+    a tensor or lazy images (``data.storage``), which are read one batch at a time.
 
     The model is put in eval mode (dropout off, batch norm uses running statistics) and put
     back in the mode it was in; with ``device`` given it is moved there first.
@@ -38,7 +53,7 @@ def predict(
     try:
         with torch.inference_mode():
             for i in range(0, len(xt), batch_size):
-                out = model(xt[i : i + batch_size].to(dev, non_blocking=True))
+                out = model(_batch(xt, slice(i, i + batch_size), dev))
                 outs.append(out.float().cpu())
     finally:
         model.train(was_training)

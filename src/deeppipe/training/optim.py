@@ -28,6 +28,9 @@ OPTIMIZERS.register("LBFGS", needs_closure=True)(torch.optim.LBFGS)
 OPTIMIZERS.register("SparseAdam", sparse_only=True)(torch.optim.SparseAdam)
 OPTIMIZERS.harvest(torch.optim, base=torch.optim.Optimizer, skip=lambda name, cls: cls is torch.optim.Optimizer)
 
+# the classes with fused CUDA kernels (Adagrad's fused kernel is CPU-only: never asked for here)
+FUSED_ON_CUDA = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+
 
 def optimizer_arguments(cls: type) -> list[str]:
     """The keyword arguments an optimiser class takes from the spec (not its params)."""
@@ -36,13 +39,16 @@ def optimizer_arguments(cls: type) -> list[str]:
 
 
 def build_optimizer(
-    model: nn.Module, cfg: OptimizerConfig, *, path: str = "train.optimizer"
+    model: nn.Module, cfg: OptimizerConfig, *, path: str = "train.optimizer", fused: bool = False
 ) -> torch.optim.Optimizer:
-    """An optimizer over the trainable parameters, grouped by pattern and by decay/no-decay."""
+    """An optimizer over the trainable parameters, grouped by pattern and by decay/no-decay;
+    ``fused``: torch's fused kernels where the class has them (one launch per step on CUDA)."""
     cls = OPTIMIZERS.get(cfg.name, path=join_path(path, "name"))
     valid = optimizer_arguments(cls)
     extra = cfg.kwargs()
     check_kwargs(cls, extra, path=path, skip=("params",))
+    if fused and issubclass(cls, FUSED_ON_CUDA) and "fused" not in extra and "foreach" not in extra:
+        extra = {**extra, "fused": True}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise SpecError("every parameter is frozen: nothing left to train", path="train.freeze")

@@ -20,11 +20,11 @@ from torch import nn
 import deeppipe.training.checkpoint as ckpt
 from deeppipe.errors import SpecError
 from deeppipe.tracking.tracker import NullTracker, Tracker
-from deeppipe.training.checks import check_compile
 from deeppipe.training.config import TrainConfig
 from deeppipe.training.device import resolve_device, seed_everything
 from deeppipe.training.early_stopping import build_tracker
 from deeppipe.training.ema import build_ema
+from deeppipe.training.engine import compiled, resolve_engine
 from deeppipe.training.errors import TrainingError, is_out_of_memory, oom_message
 from deeppipe.training.losses import build_loss, on_standard_scale
 from deeppipe.training.mixing import Mixer
@@ -84,11 +84,12 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.cfg
         self.model.to(self.device)
-        if cfg.channels_last:
+        self.engine = eng = resolve_engine(cfg, self.device, self.model)  # what `auto` is here
+        if eng.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.frozen = freeze(self.model, cfg.freeze)
         self.ema = build_ema(self.model, cfg.ema)  # evaluated and saved in place of the model
-        self.opt = build_optimizer(self.model, cfg.optimizer)
+        self.opt = build_optimizer(self.model, cfg.optimizer, fused=eng.fused)
         self.params = [p for g in self.opt.param_groups for p in g["params"]]
         self.all_params = list(self.model.parameters())
         self.steps_per_epoch = math.ceil(len(self.train_src) / cfg.grad_accumulation)
@@ -100,8 +101,7 @@ class Trainer:
         self.prox = build_proximal(self.opt, self.model, cfg.regularization)  # L1 after each step
         self.mixer = Mixer(cfg.mixup, cfg.cutmix, self.seed)
         self.best = build_tracker(cfg.early_stopping, self.val_src is not None)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if eng.precision == "fp16" else None
         self.history: list[dict[str, float]] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.start_epoch, self.resumed_from, self.finished = 0, None, False
@@ -113,17 +113,12 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
-        if cfg.compile:
-            self.net = self._compile(cfg.compile if isinstance(cfg.compile, dict) else {})
-
-    def _compile(self, opts: dict[str, Any]) -> nn.Module:
-        check_compile(opts)
-        return torch.compile(self.net, **opts)
+        self.net = compiled(self.net, eng)
+        if self.main and self.device.type != "cpu":
+            log.info("training on %s: %s", self.device, eng.describe())
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return self.engine.autocast(self.device)
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, finished: bool) -> dict[str, Any]:
@@ -193,10 +188,9 @@ class Trainer:
             self.mixer.start_epoch(epoch)
         accum, n_batches, log_every = cfg.grad_accumulation, len(self.train_src), cfg.log_every
         recon = self.task.kind == "reconstruction"
-        sched, loss_fn = self.schedule, self.loss_fn
+        sched, loss_fn, channels_last = self.schedule, self.loss_fn, self.engine.channels_last
         fast = (
             self.world == 1
-            and self.amp_dtype is None
             and self.scaler is None
             and not self.mixer.active
             and self.penalty is None
@@ -216,10 +210,11 @@ class Trainer:
         for i, (xb, yb) in enumerate(self.train_src.epoch(epoch)):
             if recon and yb.shape != xb.shape:
                 yb = xb
-            if cfg.channels_last and xb.dim() == 4:
+            if channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             if fast:  # exactly the hand-written loop's work, plus one list append
-                loss = loss_fn(net(xb), yb)
+                with self._autocast():  # bf16 on CUDA by default; a no-op context in fp32
+                    loss = loss_fn(net(xb), yb)
                 loss.backward()
                 if opt_steps % log_every == 0:
                     self._optimizer_step(True, grad_norms)
@@ -400,7 +395,7 @@ class Trainer:
             self.loss_fn,
             self.task,
             autocast=self._autocast(),
-            channels_last=self.cfg.channels_last,
+            channels_last=self.engine.channels_last,
             metrics_fn=self.metrics_fn,
         )
 
@@ -423,7 +418,7 @@ class Trainer:
                         self.cfg.batch_size,
                         self.cfg.grad_accumulation,
                         str(self.device),
-                        self.cfg.precision,
+                        self.engine.precision,
                         parameters=sum(p.numel() for p in self.model.parameters()),
                     )
                 ) from exc

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # deeppipe.data imports scikit-learn (1 s): keep worker start
 MetricsFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def validate(
     model: nn.Module,
     source: BatchSource,
