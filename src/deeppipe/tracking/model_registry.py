@@ -47,20 +47,33 @@ def _package_copy(into: Path) -> Path:
 class _no_requirement_scan:
     """MLflow checks the model's pip requirements against the environment, mapping every installed
     distribution to its modules first (``importlib.metadata.packages_distributions``: ~0.5-1.5 s,
-    a third of registering a model). ``requirements()`` pins exactly what this environment runs,
-    so the check cannot find a mismatch: it is skipped while the model is logged (the MLflow
-    function is looked up defensively; without it, MLflow's own behaviour is kept)."""
+    a third of registering a model); ``log_model`` runs it when it loads the logged model to check
+    the input example serves. ``requirements()`` pins exactly what this environment runs, so the
+    check cannot find a mismatch: it is skipped while the model is logged, in each module that holds
+    its own reference to the function (looked up defensively: where one is missing, MLflow's own
+    behaviour is kept)."""
+
+    MODULES = ("mlflow.utils.environment", "mlflow.pyfunc")
+    NAME = "warn_dependency_requirement_mismatches"
 
     def __enter__(self) -> None:
-        from mlflow.utils import environment
+        import importlib
 
-        self.module, self.saved = environment, getattr(environment, "warn_dependency_requirement_mismatches", None)
-        if self.saved is not None:
-            environment.warn_dependency_requirement_mismatches = lambda *a, **k: None
+        self.saved: list[tuple[Any, Any]] = []
+        for name in self.MODULES:
+            module = importlib.import_module(name)
+            original = getattr(module, self.NAME, None)
+            if original is not None:
+                self.saved.append((module, original))
+                setattr(module, self.NAME, _skip)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.saved is not None:
-            self.module.warn_dependency_requirement_mismatches = self.saved
+        for module, original in self.saved:
+            setattr(module, self.NAME, original)
+
+
+def _skip(*_: Any, **__: Any) -> None:
+    return None
 
 
 def log_model(model_dir: str | Path, input_example: np.ndarray, output_example: np.ndarray,
