@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import numpy as np
 import torch
 
 from deeppipe.augment.config import AugmentConfig
-from deeppipe.augment.device import DeviceAugment, plan_device
-from deeppipe.augment.loader import AlbumentationsBatches
-from deeppipe.augment.pipeline import build_compose, check_images
-from deeppipe.augment.transform import apply_compose
 from deeppipe.data.batches import BatchSource, TensorBatches
 from deeppipe.data.storage import as_batch_tensor
 from deeppipe.errors import SpecError
+
+# albumentations (and the modules built on it) is imported where a pipeline is declared: a run
+# without `augment:` never pays its import (~0.4 s, with OpenCV's)
+if TYPE_CHECKING:
+    import albumentations as A
+
+    from deeppipe.augment.device import DeviceAugment
 
 logger = logging.getLogger("deeppipe.augment")
 
@@ -35,6 +37,9 @@ def _say(log: Callable[[str], Any] | None, msg: str) -> None:
 
 def train_plan(cfg: AugmentConfig) -> tuple[A.Compose, DeviceAugment | None, str]:
     """(compose, device plan or None, why) following ``augment.backend``."""
+    from deeppipe.augment.device import plan_device
+    from deeppipe.augment.pipeline import build_compose
+
     compose = build_compose(cfg.train, "augment.train")
     if cfg.backend == "albumentations":
         return compose, None, "augment.backend is 'albumentations'"
@@ -63,6 +68,9 @@ def build_train_source(
     yt = torch.as_tensor(np.ascontiguousarray(y))
     if cfg is None or not cfg.train:
         return TensorBatches(xt, yt, batch_size, shuffle=True, seed=seed, device=device)
+    from deeppipe.augment.loader import AlbumentationsBatches
+    from deeppipe.augment.pipeline import check_images
+
     check_images(x, "augment.train")
     if cfg.offline is not None and not cfg.offline.online:
         _say(log, "augment: training on the offline-materialised set; no online augmentation "
@@ -92,6 +100,9 @@ def augmented_shape(
     items = getattr(cfg, split, None) if cfg is not None else None
     if not items or len(sample_shape) != 3:
         return tuple(sample_shape)
+    from deeppipe.augment.pipeline import build_compose
+    from deeppipe.augment.transform import apply_compose
+
     probe = np.full((1, *sample_shape), 0.5, dtype=np.float32)
     if split == "train":
         compose, plan, _ = train_plan(cfg)
@@ -131,6 +142,9 @@ def build_eval_transform(
     items = getattr(cfg, split, None) if cfg is not None else None
     if not items:
         return None
+    from deeppipe.augment.pipeline import build_compose, check_images
+    from deeppipe.augment.transform import apply_compose
+
     compose = build_compose(items, f"augment.{split}")
 
     def transform(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -163,6 +177,9 @@ def eval_rows(cfg: AugmentConfig | None, x: Any, idx: Any, split: str) -> Any:
 def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
                   chunk: int = 512) -> np.ndarray:
     """Augment a whole array once with the training pipeline, by the path training would take."""
+    from deeppipe.augment.loader import AlbumentationsBatches
+    from deeppipe.augment.pipeline import check_images
+
     check_images(x, "augment.train")
     compose, plan, _ = train_plan(cfg)
     if not len(x):
@@ -188,6 +205,8 @@ def probe_views(cfg: AugmentConfig, sample_shape: tuple[int, ...]) -> None:
     if not cfg.tta:
         return
     expected = augmented_shape(cfg, sample_shape, "test")
+    from deeppipe.augment.transform import apply_compose
+
     probe = np.full((1, *sample_shape), 0.5, dtype=np.float32)
     for k, compose in enumerate(view_composes(cfg.tta)):
         out = tuple(apply_compose(compose, probe).shape[1:])
