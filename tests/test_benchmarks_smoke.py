@@ -21,7 +21,7 @@ BENCHMARKS = sorted((REPO / "benchmarks").glob("[!_]*.py"))
 FIELDS = {"name", "value", "unit", "goal", "baseline", "ratio", "machine", "date"}
 # quick paths that still cost > 20 s of CPU (each is a kedro run, a search or a fuzz campaign,
 # measured on 2 cores): `make test` runs them, `make test-fast` (-m "not slow") leaves them out
-SLOW = {"ensembles", "fashion_time_to_accuracy", "memory", "reliability_fuzz", "startup", "tuning"}
+SLOW = {"device_speedrun", "ensembles", "fashion_time_to_accuracy", "memory", "reliability_fuzz", "startup", "tuning"}
 
 
 def _committed() -> dict[str, str]:
