@@ -29,17 +29,21 @@ class Network(nn.Module):
     for a relative forecaster (``relative``), the windows' last values taken off and added back."""
 
     def __init__(self, body: nn.Module, normalizer: nn.Module | None = None,
-                 output_scale: nn.Module | None = None, relative: nn.Module | None = None) -> None:
+                 output_scale: nn.Module | None = None, relative: nn.Module | None = None,
+                 step_mask: nn.Module | None = None) -> None:
         super().__init__()
         self.normalizer = normalizer if normalizer is not None else nn.Identity()
         self.body = body
         self.output_scale = output_scale if output_scale is not None else nn.Identity()
         self.relative = relative
+        self.step_mask = step_mask  # CTC on padded sequences: padded steps are a certain blank
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.relative is None:
-            return self.output_scale(self.body(self.normalizer(x)))
-        return self.output_scale(self.body(self.normalizer(x - x[:, -1:]))) + self.relative(x)
+            out = self.output_scale(self.body(self.normalizer(x)))
+        else:
+            out = self.output_scale(self.body(self.normalizer(x - x[:, -1:]))) + self.relative(x)
+        return out if self.step_mask is None else self.step_mask(x, out)
 
 
 class WindowRelative(nn.Module):
@@ -129,7 +133,12 @@ def assemble(model_spec: dict[str, Any], meta: dict[str, Any], *, file: str | No
         for m in body.modules() if initial else ():  # TokenEmbedding(vectors: ...): the pretrained rows of the vocabulary
             if callable(getattr(m, "attach_vocabulary", None)):
                 m.attach_vocabulary(meta["vocabulary"]["tokens"])
-    return Network(body, norm, scale, relative)
+    mask = None
+    if task.kind == "ctc" and meta.get("layout") in ("padded_sequence", "padded_tokens"):
+        from deeppipe.models.layers.packed import StepMask  # the real lengths, not the padded one
+
+        mask = StepMask(meta["layout"])
+    return Network(body, norm, scale, relative, mask)
 
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> None:

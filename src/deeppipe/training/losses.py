@@ -164,25 +164,29 @@ def squared_hinge(margin: float = 1.0, class_weights: Sequence[float] | None = N
 
 @register_loss("ctc", tasks=("ctc",), applies="log_softmax")
 def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
-    """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``."""
+    """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``;
+    each sequence's input length is its real one (the padded steps the network marks,
+    ``models.layers.packed.StepMask``), so padding never counts."""
 
     def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(out.float(), dim=-1).transpose(0, 1)  # (T, N, C)
-        t, n = logp.shape[0], logp.shape[1]
-        target_lengths = (y != pad).sum(dim=1)
-        input_lengths = torch.full((n,), t, dtype=torch.long, device=out.device)
-        targets = y.clamp_min(0).long()
-        return F.ctc_loss(
-            logp,
-            targets,
-            input_lengths,
-            target_lengths,
-            blank=blank,
-            reduction="mean",
-            zero_infinity=zero_infinity,
-        )
+        per, target_lengths = ctc_losses(out, y, blank=blank, pad=pad, zero_infinity=zero_infinity)
+        return (per / target_lengths.clamp_min(1).to(per.dtype)).mean()  # F.ctc_loss's reduction="mean"
 
     return fn
+
+
+def ctc_losses(out: torch.Tensor, y: torch.Tensor, *, blank: int = 0, pad: int = -1,
+               zero_infinity: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sequence's CTC loss (negative log-likelihood, summed over its labels) and its label
+    count; the input lengths leave out the padded steps ``StepMask`` marked."""
+    from deeppipe.models.layers.packed import padded_steps
+
+    input_lengths = out.shape[1] - padded_steps(out, blank).sum(dim=1)
+    logp = F.log_softmax(out.float(), dim=-1).transpose(0, 1)  # (T, N, C)
+    target_lengths = (y != pad).sum(dim=1)
+    per = F.ctc_loss(logp, y.clamp_min(0).long(), input_lengths, target_lengths, blank=blank, reduction="none",
+                     zero_infinity=zero_infinity)
+    return per, target_lengths
 
 
 @register_loss("reconstruction", aliases=("reconstruction_mse",), tasks=("reconstruction",))

@@ -7,6 +7,8 @@ steps first). ``TokenEmbedding`` adds that channel to embedded token ids (id 0 i
 the numeric sequence sources add it themselves. The ``Packed*`` recurrent layers read it, pack
 the batch (``torch.nn.utils.rnn.pack_padded_sequence``) so the recurrence stops at each
 sequence's own end, and drop it: a sequence gives the same output alone as padded in a batch.
+``StepMask`` (added after a CTC network by ``artifact.assemble``) makes the outputs at padded steps
+a certain blank, from which the CTC loss reads each sequence's real length.
 
 ``StepDecoder`` is the one-to-many piece: one input vector unrolled into ``steps`` outputs.
 """
@@ -26,6 +28,55 @@ def split_mask(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(features without the mask channel, lengths (N,) int64, at least 1)."""
     mask = x[..., -1] > 0.5
     return x[..., :-1], mask.sum(dim=1).clamp_min(1)
+
+
+OFF_LOGIT = -1e4  # a padded step's score for every class but the blank (exp(-1e4) is 0 in float32)
+
+
+def real_lengths(x: torch.Tensor, layout: str | None) -> torch.Tensor:
+    """Each sample's real steps (N,), int64: the mask channel (padded sequences) or the ids that
+    are not ``<pad>`` (0-padded token ids); every step for inputs without padding."""
+    if layout == "padded_sequence":
+        return split_mask(x)[1]
+    if layout == "padded_tokens":
+        return (x != 0).sum(dim=1).clamp_min(1)
+    return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+
+
+class StepMask(nn.Module):
+    """CTC outputs at padded steps set to a certain blank (score 0 for the blank, ``OFF_LOGIT`` for
+    every label), after the network: padding never emits a label in greedy decoding, and the CTC
+    loss reads each sequence's real length back from them (``padded_steps``), so a padded sequence
+    scores as it does alone. Outputs of another length than the input (a strided convolution) get
+    the lengths scaled (rounded up). No weights: models saved before it load unchanged."""
+
+    def __init__(self, layout: str | None, blank: int = 0) -> None:
+        super().__init__()
+        self.layout, self.blank = layout, int(blank)
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if out.dim() != 3:
+            return out
+        lengths = real_lengths(x, self.layout)
+        t_in, t_out = x.shape[1], out.shape[1]  # equal lengths: the identity (no branch, so it traces)
+        lengths = torch.div(lengths * t_out + t_in - 1, t_in, rounding_mode="floor").clamp(1, t_out)
+        valid = torch.arange(t_out, device=out.device)[None, :] < lengths[:, None]
+        return torch.where(valid.unsqueeze(-1), out, _blank_row(out, self.blank))
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout}, blank={self.blank}"
+
+
+def _blank_row(out: torch.Tensor, blank: int) -> torch.Tensor:
+    row = torch.full((out.shape[-1],), OFF_LOGIT, dtype=out.dtype, device=out.device)
+    row[blank] = 0.0
+    return row
+
+
+def padded_steps(out: torch.Tensor, blank: int = 0) -> torch.Tensor:
+    """(N, T) bool: the steps ``StepMask`` set to the certain blank (a trained head never gives
+    exactly these scores)."""
+    return (out == _blank_row(out, blank)).all(dim=-1)
 
 
 def _packed(base: type[nn.RNNBase], name: str) -> type[nn.Module]:
