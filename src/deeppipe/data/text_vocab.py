@@ -5,7 +5,8 @@ statistics) and kept with the trained model.
 tokens seen ``min_freq`` times or more, the ``max_size`` most frequent (ties: first seen first),
 after ``<pad>`` (0) and ``<unk>`` (1). ``TokenRemap`` sits in front of the network and turns
 encoding ids into vocabulary ids (everything outside the vocabulary: ``<unk>``); ``encode``
-tokenises new text exactly as the source did, for a saved model.
+tokenises new text exactly as the source did (``data.tokenise``, no scikit-learn), for a saved or
+served model: its requests are raw strings (``tracking.serving``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeppipe.data.sources.text import PAD, UNK, analyzer
+from deeppipe.data.tokenise import PAD, UNK, analyzer
 
 
 def fit_vocabulary(x_train: np.ndarray, text_meta: dict[str, Any]) -> dict[str, Any]:
@@ -56,3 +57,23 @@ def encode(texts: list[str], vocab: dict[str, Any]) -> np.ndarray:
         ids = [lookup.get(tok, UNK) for tok in tokenise(str(text))][: out.shape[1]]
         out[i, :len(ids)] = ids
     return out
+
+
+def decode(ids: np.ndarray, text_meta: dict[str, Any]) -> list[str]:
+    """Encoding ids (the text source's) back to texts of their words (n-grams left out): a text
+    model's example request, which tokenises back to the same words."""
+    tokens = text_meta["tokens"]
+    return [" ".join(tokens[int(i)] for i in row if int(i) > UNK and " " not in tokens[int(i)]) for row in ids]
+
+
+def union(vocabs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One vocabulary for an ensemble of text models: every member's tokens (members of one data
+    set share its encoding, so each member's own ``TokenRemap`` still sees exactly its vocabulary);
+    what a served ensemble tokenises its strings with."""
+    first = vocabs[0]
+    seen: dict[int, str] = {}
+    for v in vocabs:
+        if v["analyzer"] != first["analyzer"] or v["encoding_size"] != first["encoding_size"]:
+            raise ValueError("the members' texts were encoded differently: they cannot share one request")
+        seen.update({int(e): t for t, e in zip(v["tokens"][2:], v["encoding_ids"])})
+    return {**first, "tokens": ["<pad>", "<unk>", *seen.values()], "encoding_ids": list(seen)}

@@ -74,6 +74,10 @@ def pack(spec: dict[str, Any], members: list[tuple[str, ModelArtifact]], combina
             "ensemble": {"method": (extra_meta or {}).get("method"), "combination": combination.to_dict(),
                          "members": described}}
     meta.update({k: v for k, v in (extra_meta or {}).items() if k != "method"})
+    if first.meta.get("vocabulary"):  # text members: the served ensemble tokenises raw strings too
+        from deeppipe.data.text_vocab import union
+
+        meta["vocabulary"] = union([a.meta["vocabulary"] for _, a in members])
     return EnsembleArtifact(spec=spec, meta=meta, state_dict=state)
 
 

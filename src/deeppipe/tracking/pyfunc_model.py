@@ -5,7 +5,8 @@ The logged model carries everything it needs: its artifacts are a deeppipe model
 ``code/`` folder (``code_paths``), so it loads where deeppipe is not installed, from the
 model's requirements alone. ``load_context`` rebuilds the network from the spec and loads the
 weights; ``predict`` answers class probabilities, ``params={"output": "label"}`` class indices,
-``"logits"`` the raw outputs (classification), or values (regression). A request it cannot
+``"logits"`` the raw outputs (classification), or values (regression); a text model takes raw
+strings, tokenised with the vocabulary in its folder (``tracking.serving``). A request it cannot
 answer is refused with MLflow's INVALID_PARAMETER_VALUE, which ``mlflow models serve`` returns as
 a 400 with the reason.
 """

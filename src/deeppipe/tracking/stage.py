@@ -80,7 +80,11 @@ def register(rs: ResolvedSpec, artifact: ModelArtifact, metrics: dict[str, Any],
         raise SpecError("selection metric was not computed", path="evaluate.selection_metric", file=rs.file,
                         expected=f"one of {', '.join(metrics['test'])}", found=metric,
                         candidates=list(metrics["test"]))
-    example = samples.x[split.evaluation[:5]].astype(np.float32)
+    example: Any = samples.x[split.evaluation[:5]].astype(np.float32)
+    if artifact.meta.get("vocabulary"):  # a text model takes raw strings (its signature: a string column)
+        from deeppipe.data.text_vocab import decode
+
+        example = decode(example, samples.meta["text"])
     output = serving.output_modes(artifact.task)[0]
     answer = serving.predict(artifact, artifact.build(), example, output)
     name = reg.name or rs.name

@@ -1,7 +1,7 @@
 """Labelled text from a CSV (a text column, a label column) as token ids.
 
-Tokenisation is scikit-learn's (``CountVectorizer(...).build_analyzer()``: lowercasing, its token
-pattern, optional n-grams). Ingest only *encodes*: every distinct token gets an id in order of
+Tokenisation is scikit-learn's word analyzer (lowercasing, its token pattern, optional n-grams),
+written out without scikit-learn in ``data.tokenise`` so a served model tokenises exactly the same. Ingest only *encodes*: every distinct token gets an id in order of
 first appearance (0 is ``<pad>``, 1 is ``<unk>``) and texts are padded with 0 to the longest (or
 ``max_length``). The **vocabulary** (``min_freq``, ``max_size``) is fitted later, on the training
 split only, like the normalisation statistics (``data.text_vocab``): the network's first module
@@ -26,11 +26,9 @@ from deeppipe.data.sources.base import (
     _classification_task,
     read_frame,
 )
+from deeppipe.data.tokenise import PAD, TOKEN_PATTERN, UNK, analyzer  # noqa: F401 (re-exported)
 from deeppipe.errors import unknown
 from deeppipe.registry import SOURCES
-
-PAD, UNK = 0, 1
-TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default
 
 
 class TextCsvSource(Strict):
@@ -47,14 +45,6 @@ class TextCsvSource(Strict):
     max_size: int = Field(20_000, ge=1, le=10_000_000,
                           description="the most frequent training tokens kept (the Embedding needs max_size + 2 rows)")
     max_length: int | None = Field(None, ge=1, le=100_000, description="keep only the first N tokens of each text")
-
-
-def analyzer(settings: dict[str, Any]) -> Any:
-    """The tokeniser: scikit-learn's word analyzer with the source's settings."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    return CountVectorizer(lowercase=settings["lowercase"], token_pattern=settings["token_pattern"],
-                           ngram_range=tuple(settings["ngram_range"])).build_analyzer()
 
 
 def settings_of(src: TextCsvSource) -> dict[str, Any]:
