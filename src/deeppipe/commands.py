@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -43,6 +44,17 @@ def _resolve_experiment(target: str) -> Path:
     return resolve_experiment(target)
 
 
+def _auto_resized(rs: Any) -> str | None:
+    """The line that says the images are resized to a pretrained network's size (no data.resize given)."""
+    from deeppipe.models.transfer import resized_automatically
+
+    size = resized_automatically(rs)
+    if size is None:
+        return None
+    return (f"data: images resized to {size[0]}x{size[1]} automatically, the input size of the pretrained "
+            f"network ({rs.spec.model.pretrained.source}); set data.resize to choose another")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """deeppipe: one YAML file per deep-learning experiment (run them with `kedro run --pipeline NAME`)."""
@@ -64,6 +76,8 @@ def validate(spec: str, params: tuple[str, ...]) -> None:
     n_train, n_val, n_test = facts["split"]
     click.echo(f"{path}: OK ({rs.name}, spec hash {rs.hash}): {what}, input {facts['input']}, "
                f"{facts['parameters']:,} parameters, split {n_train}/{n_val}/{n_test}")
+    if (note := _auto_resized(rs)) is not None:
+        click.echo(f"  {note}")
     if rs.spec.tune is not None:
         from deeppipe.tuning.study import describe_search
 
@@ -168,6 +182,8 @@ def summary(target: str, input_shape: str | None, num_classes: int | None, graph
     shape = shape or tuple(getattr(model, "input_shape", ()))
     s = summarize(model, shape)
     click.echo(s.table())
+    if not target.startswith("zoo:") and (note := _auto_resized(rs)) is not None:
+        click.echo(note)
     if graph:
         from deeppipe.models import draw_graph
 

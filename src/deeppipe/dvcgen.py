@@ -89,11 +89,16 @@ def experiment_stages(name: str, file: Path, root: Path) -> tuple[dict[str, Any]
     pretrained = model_section.get("pretrained") if isinstance(model_section.get("pretrained"), dict) else {}
     weights = str(pretrained.get("from", ""))  # a local source (another experiment's model): a dependency
     train_deps = [weights] if weights and not weights.startswith(("models:/", "runs:/", "mlflow-artifacts:/")) else []
+    data_section = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    auto_size = bool(train_deps) and not data_section.get("resize")  # resized to the source's input size
+    if auto_size:
+        ingest_deps.append(weights)  # its meta.json's input size decides the images' (models.transfer)
     stages: dict[str, Any] = {
         f"{name}-ingest": {
             "cmd": f"{kedro} ingest",
             "deps": ingest_deps,
-            "params": params(["data.source", "data.on_error", "data.limit", "data.resize"]),
+            "params": params(["data.source", "data.on_error", "data.limit", "data.resize",
+                              *(["model.pretrained.from"] if auto_size else [])]),
             "outs": [inter],
         },
         f"{name}-split": {

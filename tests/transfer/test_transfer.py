@@ -36,13 +36,13 @@ def _write(folder: Path, name: str, raw: dict) -> Path:
     return path
 
 
-def _digits(folder: Path, *, pretrained: dict | None, epochs: int = 3, resize: bool = True) -> Path:
+def _digits(folder: Path, *, pretrained: dict | None, epochs: int = 3, resize: bool | list[int] = True) -> Path:
     model: dict = {"layers": copy.deepcopy(CNN)}
     if pretrained is not None:
         model["pretrained"] = pretrained
     data: dict = {"source": {"type": "sklearn", "name": "digits"}, "split": {"val": 0.05, "test": 0.85}}
     if resize:
-        data["resize"] = [28, 28]
+        data["resize"] = [28, 28] if resize is True else resize
     return _write(folder, "digits", {"seed": 1, "data": data, "model": model,
                                      "train": {"epochs": epochs, "batch_size": 32, "progress": False,
                                                "optimizer": {"name": "adam", "lr": 0.003}}})
@@ -123,13 +123,13 @@ def test_freezing_by_pattern_keeps_only_the_named_layers_fixed(tmp_path: Path, f
 
 
 @pytest.mark.parametrize(("pretrained", "resize", "words"), [
-    ({"new_head": True}, False, ["data.resize", "expected: data.resize: [28, 28]", "8x8"]),
+    ({"new_head": True}, [20, 20], ["data.resize", "expected: data.resize: [28, 28]", "20x20 after data.resize"]),
     ({"new_head": True, "freeze": ["c3.*"]}, True, ["model.pretrained.freeze[0]", "did you mean"]),
     ({"new_head": True, "freeze": {"all_but_last": 5}}, True, ["all_but_last", "1 to 4"]),
     ({"new_head": True, "fine_tune": {"head_epochs": 3}}, True, ["head_epochs", "fewer than train.epochs (3)"]),
 ])
 def test_validation_refuses_what_a_transfer_run_would_fail_on(tmp_path: Path, fashion_model: Path, pretrained: dict,
-                                                             resize: bool, words: list[str]) -> None:
+                                                             resize: bool | list[int], words: list[str]) -> None:
     spec = _digits(tmp_path, pretrained={"from": str(fashion_model), **pretrained}, resize=resize)
     with pytest.raises(SpecError) as err:
         load_spec(spec)

@@ -83,6 +83,10 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
     ``check_data``: the data path exists. ``check_model``: everything a run needs from the data
     and the network agrees with the spec (reads the data's shape and task, builds on meta)."""
     spec = parse(raw, file=file)
+    if spec.model.pretrained is not None:  # images of another size: resized to the pretrained network's
+        from deeppipe.models.transfer import with_source_size
+
+        spec = with_source_size(spec, file=file)
     if check_data or check_model:
         from deeppipe.data.sources import check_source
 
