@@ -21,8 +21,8 @@ def disagreement(task: Any, preds: list[np.ndarray]) -> np.ndarray:
     """(M, M) pairwise disagreement of the members' test predictions."""
     m = len(preds)
     out = np.zeros((m, m))
-    if task.is_classification:
-        labels = [p.argmax(axis=1) for p in preds]
+    if task.is_classification or task.per_step:  # the labels, of each step for tagging and CTC
+        labels = [p.argmax(axis=-1) for p in preds]
         for i in range(m):
             for j in range(m):
                 out[i, j] = float(np.mean(labels[i] != labels[j]))
@@ -69,7 +69,7 @@ def compare_members(rs: ResolvedSpec, artifact: Any, samples: Samples, split: Sp
                                                                         "samples": len(te)},
            "rows": rows, "mean_member": mean,
            "disagreement": {"names": names, "matrix": matrix.round(6).tolist(),
-                            "measure": "share of labels that differ" if task.is_classification else "RMS difference",
+                            "measure": "share of labels that differ" if task.is_classification or task.per_step else "RMS difference",
                             "mean": float(off.mean()) if off.size else 0.0},
            "combination": artifact.ensemble["combination"]}
     tracker.log_metrics({"test/members_mean_disagreement": out["disagreement"]["mean"]})

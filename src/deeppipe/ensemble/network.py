@@ -4,7 +4,8 @@ Its output is what a single deeppipe network outputs for the task, so everything
 (``evaluation.predictor``, the MLflow pyfunc, ONNX and TorchScript export) treats it as one model:
 logits for a classifier whose softmax (sigmoid for binary) is the ensemble's probabilities, values
 for regression. For soft voting the logits are log(mean probability), so softmax gives back the
-mean exactly; for hard voting log(vote share).
+mean exactly; for hard voting log(vote share). Per-step tags ((N, T, K)) are combined step by
+step, over the last axis (CTC outputs are not: ``ensemble.methods``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class EnsembleNetwork(nn.Module):
         if self.task_kind == "binary":
             p = torch.sigmoid(out.reshape(out.shape[0], -1)[:, :1])
             return torch.cat([1 - p, p], dim=1)
-        return torch.softmax(out, dim=1)
+        return torch.softmax(out, dim=-1)  # (N, K), or (N, T, K) per step (tagging, CTC)
 
     def _logits(self, p: torch.Tensor) -> torch.Tensor:
         p = p.clamp_min(EPS)
@@ -52,7 +53,7 @@ class EnsembleNetwork(nn.Module):
         """(N, K): each member's weight on the class it predicts."""
         total = torch.zeros_like(probs[0])
         for i, p in enumerate(probs):
-            one_hot = torch.zeros_like(p).scatter_(1, p.argmax(dim=1, keepdim=True), 1.0)
+            one_hot = torch.zeros_like(p).scatter_(-1, p.argmax(dim=-1, keepdim=True), 1.0)
             total = total + self.weights[i] * one_hot
         return total
 
