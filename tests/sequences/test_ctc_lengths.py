@@ -4,6 +4,7 @@ a padded batch scores (loss and greedy decoding) as each sequence does alone."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from deeppipe.artifact import assemble
@@ -93,3 +94,13 @@ def test_outputs_shorter_than_the_input_get_the_lengths_scaled() -> None:
     x = torch.from_numpy(pad([np.ones((6, 2), np.float32), np.ones((3, 2), np.float32)]))  # (2, 6, 3)
     out = StepMask("padded_sequence")(x, torch.randn(2, 3, 5))  # a stride-2 network: 3 output steps
     assert padded_steps(out).tolist() == [[False, False, False], [False, False, True]]  # 6 -> 3, 3 -> 2 (rounded up)
+
+
+def test_a_ctc_blank_or_pad_other_than_the_datas_is_refused_by_validation():
+    from deeppipe.errors import SpecError
+    from deeppipe.training.checks import validate_config
+
+    for key, value in (("blank", 3), ("pad", 0)):
+        with pytest.raises(SpecError, match=rf"train\.loss\.{key}"):
+            validate_config({"loss": {"name": "ctc", key: value}})
+    validate_config({"loss": {"name": "ctc", "blank": 0, "pad": -1}})

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeppipe.config import Component
-from deeppipe.errors import join_path
+from deeppipe.errors import SpecError, join_path
 from deeppipe.registry import LOSSES
 from deeppipe.training.config import LossConfig, TrainConfig
 
@@ -167,6 +167,12 @@ def ctc(blank: int = 0, pad: int = -1, zero_infinity: bool = True) -> LossFn:
     """CTC for unaligned sequences: outputs (N, T, C) logits, targets (N, S) padded with ``pad``;
     each sequence's input length is its real one (the padded steps the network marks,
     ``models.layers.packed.StepMask``), so padding never counts."""
+    # deeppipe's CTC data put the blank at class 0 and pad label sequences with -1
+    # (data.sources.sequences): any other value would train on a label as if it were the blank
+    for key, value, fixed in (("blank", blank, 0), ("pad", pad, -1)):
+        if value != fixed:
+            raise SpecError(f"CTC's {key} is {fixed} in deeppipe's data (class 0 is the blank, label "
+                            "sequences end in -1)", path=f"train.loss.{key}", expected=fixed, found=value)
 
     def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         per, target_lengths = ctc_losses(out, y, blank=blank, pad=pad, zero_infinity=zero_infinity)
