@@ -46,7 +46,7 @@ def _resolve_experiment(target: str) -> Path:
 
 def _auto_resized(rs: Any) -> str | None:
     """The line that says the images are resized to a pretrained network's size (no data.resize given)."""
-    from deeppipe.models.transfer import resized_automatically
+    from deeppipe.spec.source_size import resized_automatically
 
     size = resized_automatically(rs)
     if size is None:

@@ -103,7 +103,7 @@ def test_an_image_folder_is_decoded_at_the_source_size(source_model: Path, tmp_p
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from deeppipe.models.transfer import resized_automatically
+    from deeppipe.spec.source_size import resized_automatically
 
     digits = load_digits()
     for i in range(40):

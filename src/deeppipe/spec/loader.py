@@ -84,7 +84,7 @@ def validate(raw: dict[str, Any], *, file: str | None = None, check_model: bool 
     and the network agrees with the spec (reads the data's shape and task, builds on meta)."""
     spec = parse(raw, file=file)
     if spec.model.pretrained is not None:  # images of another size: resized to the pretrained network's
-        from deeppipe.models.transfer import with_source_size
+        from deeppipe.spec.source_size import with_source_size
 
         spec = with_source_size(spec, file=file)
     if check_data or check_model:

@@ -128,9 +128,9 @@ def fit_experiment(rs: ResolvedSpec, samples: Samples, split: Split, *, tracker:
         moved = load_pretrained(net.body, spec.model.pretrained, file=rs.file)
         meta["pretrained"] = {"from": spec.model.pretrained.source, "loaded": len(moved.loaded),
                               "missing": len(moved.missing)}
-        from deeppipe.models.transfer import resized_automatically
+        from deeppipe.spec.source_size import resized_automatically
 
-        if (size := resized_automatically(rs)) is not None:  # models.transfer.with_source_size
+        if (size := resized_automatically(rs)) is not None:  # spec.source_size.with_source_size
             meta["pretrained"]["resized_to"] = size
         tracker.set_tags({"deeppipe.pretrained": spec.model.pretrained.source})
     if init is not None:
