@@ -34,6 +34,7 @@ def test_logging_a_model_skips_only_the_requirement_scan(tmp_path: Path, monkeyp
     example = samples.x[parts.test[:5]].astype(np.float32)
     answer = serving.predict(artifact, artifact.build(), example, "proba")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("model_logging")  # not an experiment id another test's store made active
     try:
         save_artifact(artifact, tmp_path / "model")
         with mlflow.start_run():
