@@ -34,10 +34,20 @@ def test_every_benchmark_is_smoke_run():
     assert {"trainer_overhead", "tracking_overhead", "fashion_time_to_accuracy", "startup"} <= names
 
 
-@pytest.mark.parametrize(
-    "bench", [pytest.param(p, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in BENCHMARKS],
-    ids=lambda p: p.stem)
+
+def shard(k: int) -> list:
+    """Every other benchmark, by their cost in the quick runs: `make test` distributes test files over
+    its workers (--dist loadfile), so the smoke runs live in two files (this one and
+    tests/test_benchmarks_smoke_b.py) and run on both workers instead of queueing on one."""
+    return [pytest.param(p, marks=[pytest.mark.slow] if p.stem in SLOW else [], id=p.stem) for p in BENCHMARKS[k::2]]
+
+
+@pytest.mark.parametrize("bench", shard(0))
 def test_quick_run_prints_its_figure_last_and_writes_its_record(bench: Path, tmp_path: Path):
+    quick_run(bench, tmp_path)
+
+
+def quick_run(bench: Path, tmp_path: Path) -> None:
     before = _committed()
     env = {**os.environ, "DEEPPIPE_BENCH_RESULTS": str(tmp_path), "OMP_NUM_THREADS": "1",
            "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "MPLBACKEND": "Agg"}
