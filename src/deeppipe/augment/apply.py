@@ -169,9 +169,13 @@ def eval_rows(cfg: AugmentConfig | None, x: Any, idx: Any, split: str) -> Any:
     batch at a time (``training.inference.predict``) instead of holding a float32 copy of the split."""
     from deeppipe.data.storage import is_lazy, rows
 
-    if is_lazy(x) and (cfg is None or build_eval_transform(cfg, split) is None):
+    if not is_lazy(x):
+        return eval_view(cfg, x[idx], split)
+    transform = build_eval_transform(cfg, split)  # built once: None when the split is left untouched
+    if transform is None:
         return rows(x, idx)
-    return eval_view(cfg, x[idx], split)
+    part = x[idx]  # a declared pipeline transforms whole float arrays
+    return transform(part) if len(part) else part
 
 
 def augment_array(cfg: AugmentConfig, x: np.ndarray, *, seed: int, key: int = 0,
