@@ -53,7 +53,11 @@ def _deeppipe_run(command: click.Command) -> click.Command:
         configure(verbose=verbose)
         if pipeline:
             pipelines = [*(pipelines or []), *(p.strip() for p in pipeline.split(",") if p.strip())]
-        return kedro_callback(pipeline=None, pipelines=pipelines or [], **kwargs)
+        result = kedro_callback(pipeline=None, pipelines=pipelines or [], **kwargs)
+        from deeppipe.fast_exit import arm
+
+        arm()  # the run succeeded: exit without CPython's seconds of teardown (deeppipe.fast_exit)
+        return result
 
     cmd.callback = callback
     return cmd

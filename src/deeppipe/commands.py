@@ -58,6 +58,9 @@ def _auto_resized(rs: Any) -> str | None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """deeppipe: one YAML file per deep-learning experiment (run them with `kedro run --pipeline NAME`)."""
+    from deeppipe.fast_exit import arm
+
+    arm()  # a command that exits 0 skips CPython's teardown (deeppipe.fast_exit)
 
 
 @main.command()
