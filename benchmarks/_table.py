@@ -21,7 +21,8 @@ HEAD = """# Benchmarks
 
 The latest figure of each benchmark in `benchmarks/` (`make bench` runs them all, then rewrites this
 table from `benchmarks/results/*.json`). Each runs deeppipe and its baseline in the same process,
-interleaved, and reports the ratio where one applies; the JSON files hold every detail.
+interleaved, and reports the ratio where one applies; the JSON files hold every detail, and a
+benchmark that splits its figure into parts (``where`` in its record) has its table below.
 
 """
 
@@ -52,11 +53,27 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def breakdowns(records: list[dict]) -> str:
+    """Each record's ``where`` (title, columns, rows): where a benchmark's figure goes, below the table."""
+    parts = []
+    for r in records:
+        w = r.get("where")
+        if not isinstance(w, dict) or not w.get("rows"):
+            continue
+        cols = w.get("columns") or ["part", "value"]
+        lines = [f"### {r['name']}: {w.get('title', '')}", "", "| " + " | ".join(cols) + " |",
+                 "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_cell(c, 160) for c in row) + " |" for row in w["rows"]]
+        parts.append("\n".join(lines) + "\n")
+    return ("\n## Where the time goes\n\n" + "\n".join(parts)) if parts else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when BENCHMARKS.md differs from the results")
     args = ap.parse_args()
-    text = HEAD + table(rows())
+    records = rows()
+    text = HEAD + table(records) + breakdowns(records)
     if args.check:
         current = OUT.read_text() if OUT.exists() else ""
         if current != text:
