@@ -68,13 +68,16 @@ class TrialRuns:
             self.callback = _Callback(metric_name=[f"tune/{o}" for o in objectives], create_experiment=False,
                                       mlflow_kwargs={"nested": True, "experiment_id": self.experiment_id})
 
-    def start(self, trial: optuna.Trial) -> MlflowTracker:
-        run = self.client.create_run(self.experiment_id, run_name=f"trial {trial.number}", tags={
+    def _create(self, number: int) -> str:
+        return self.client.create_run(self.experiment_id, run_name=f"trial {number}", tags={
             "mlflow.parentRunId": self.parent_id, "optuna.study": self.study_name,
-            "optuna.trial": str(trial.number)})
+            "optuna.trial": str(number)}).info.run_id
+
+    def start(self, trial: optuna.Trial) -> MlflowTracker:
+        run_id = self._create(trial.number)
         # a retried trial carries its first run's id among the copied attributes: this run replaces it
-        trial.storage.set_trial_system_attr(trial._trial_id, RUN_ID_ATTRIBUTE_KEY, run.info.run_id)
-        return MlflowTracker(run.info.run_id)
+        trial.storage.set_trial_system_attr(trial._trial_id, RUN_ID_ATTRIBUTE_KEY, run_id)
+        return MlflowTracker(run_id)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         run_id = trial.system_attrs.get(RUN_ID_ATTRIBUTE_KEY)
@@ -91,15 +94,19 @@ class TrialRuns:
         self.client.set_terminated(run_id, _STATUS.get(trial.state, "FINISHED"))
 
     def close_killed(self, study: optuna.Study, numbers: list[int]) -> None:
-        """The runs of trials whose process was killed: closed as KILLED."""
+        """The runs of trials whose process was killed: closed as KILLED. A trial killed after Optuna
+        started it but before its run was created gets one now, so that every trial has its run."""
         for t in study.get_trials(deepcopy=False):
-            run_id = t.system_attrs.get(RUN_ID_ATTRIBUTE_KEY)
-            if t.number in numbers and run_id:
-                try:
-                    self.client.set_tag(run_id, "state", "FAIL")
-                    self.client.set_terminated(run_id, "KILLED")
-                except mlflow.exceptions.MlflowException:
-                    pass
+            if t.number not in numbers:
+                continue
+            try:
+                run_id = t.system_attrs.get(RUN_ID_ATTRIBUTE_KEY) or self._create(t.number)
+                self.client.set_tag(run_id, "fail_reason", str(t.system_attrs.get("fail_reason")
+                                                               or "its process was killed"))
+                self.client.set_tag(run_id, "state", "FAIL")
+                self.client.set_terminated(run_id, "KILLED")
+            except mlflow.exceptions.MlflowException:
+                pass
 
 
 def study_parent(study: optuna.Study, own: str, *, created: bool, wait: float = 5.0) -> str:
