@@ -2,7 +2,7 @@
 
 Once a command has succeeded, CPython still tears down everything torch, MLflow, scikit-learn,
 pandas and Kedro loaded (every module's namespace, a last garbage collection, C++ static
-destructors): measured 1-2 s on a 2-core machine (benchmarks/startup.py), all spent freeing
+destructors): 2.5-3.5 s of a digits run on a 2-core machine (benchmarks/startup.py), spent freeing
 memory the operating system frees anyway. No library offers a "skip teardown" switch, so this
 module does the one safe thing by hand: at exit, after every non-daemon thread has been joined
 (CPython does that before the ``atexit`` handlers), it runs every other ``atexit`` handler itself
@@ -10,10 +10,10 @@ module does the one safe thing by hand: at exit, after every non-daemon thread h
 clean-up), flushes the standard streams and leaves with ``os._exit(0)``.
 
 It arms only in the command-line process (``sys.argv[0]`` is the ``kedro`` or ``deeppipe``
-script, never a test runner or a notebook that calls the CLI), only after the command itself has
-succeeded, and it leaves the usual way unless the exit status is known to be 0: an uncaught
-exception, a non-zero ``sys.exit`` or an exit that did not go through ``sys.exit`` all keep
-CPython's own exit. ``DEEPPIPE_FULL_EXIT=1`` turns it off.
+script, never a test runner or a notebook that calls the CLI; ``kedro run`` arms once the run has
+succeeded, the ``deeppipe`` group when a command starts), and it leaves the usual way unless the
+exit status is known to be 0: an uncaught exception, a non-zero ``sys.exit`` or an exit that did
+not go through ``sys.exit`` all keep CPython's own exit. ``DEEPPIPE_FULL_EXIT=1`` turns it off.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ _state: dict[str, Any] = {"armed": False, "code": _UNSET, "failed": False, "leav
 
 
 def _cli_process() -> bool:
-    argv0 = os.path.basename(sys.argv[0] if sys.argv else "")
-    return argv0 in _SCRIPTS or sys.argv[0].replace("\\", "/").endswith("kedro/__main__.py")
+    argv0 = (sys.argv[0] if sys.argv else "").replace("\\", "/")
+    return os.path.basename(argv0) in _SCRIPTS or argv0.endswith("kedro/__main__.py")
 
 
 def arm() -> bool:
