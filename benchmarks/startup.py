@@ -15,6 +15,13 @@ Baseline: a hand-written script in a fresh interpreter that imports torch and sc
 the same digits, and trains the same network for one epoch; ratio = deeppipe's whole run / the
 script's whole run (what the declarative run, its tracking, registry and reports cost on top).
 
+The record's ``where`` table (shown in BENCHMARKS.md) splits the headline figure: one more round
+under CPython's import timer (``PYTHONPROFILEIMPORTTIME``) gives each top-level package's own
+import time (every module's self time goes to its package, so the parts add up to the run's whole
+import time), brought to the plain runs' pace; beside it deeppipe's own modules, the rest, the
+cProfile phases, and the interpreter teardown ``deeppipe.fast_exit`` skips (each round also runs
+once with ``DEEPPIPE_FULL_EXIT=1``).
+
     .venv/bin/python benchmarks/startup.py [--quick] [--rounds N] [--out DIR]
 """
 
@@ -89,13 +96,17 @@ def _env() -> dict[str, str]:
     return e
 
 
-def kedro_round(root: Path, full_exit: bool = False) -> dict[str, float]:
-    """One whole run; ``full_exit``: with CPython's interpreter teardown (deeppipe.fast_exit off)."""
-    env = {**_env(), **({"DEEPPIPE_FULL_EXIT": "1"} if full_exit else {})}
+def _kedro(root: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """The measured command in ``root``, with ``env`` added: the process and its wall time."""
     t0 = time.perf_counter()
     proc = subprocess.run(["kedro", "run", "--pipeline", "digits_cnn", "--params", "train.epochs=1"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=600)
-    wall = time.perf_counter() - t0
+                          env={**_env(), **env}, capture_output=True, text=True, timeout=600)
+    return proc, time.perf_counter() - t0
+
+
+def kedro_round(root: Path, full_exit: bool = False) -> dict[str, float]:
+    """One whole run; ``full_exit``: with CPython's interpreter teardown (deeppipe.fast_exit off)."""
+    proc, wall = _kedro(root, **({"DEEPPIPE_FULL_EXIT": "1"} if full_exit else {}))
     if proc.returncode != 0:
         raise SystemExit(f"kedro run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     history = json.loads((root / "data/08_reporting/digits_cnn/history.json").read_text())
@@ -105,11 +116,10 @@ def kedro_round(root: Path, full_exit: bool = False) -> dict[str, float]:
 def import_round(root: Path) -> tuple[dict[str, float], float]:
     """Seconds of import per top-level package in one whole run (CPython's ``-X importtime``), and
     that run's wall time (to bring the seconds to the plain runs' pace)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(["kedro", "run", "--pipeline", "digits_cnn", "--params", "train.epochs=1"], cwd=root,
-                          env={**_env(), "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
-                          timeout=600, check=True)
-    return imports_by_package(proc.stderr), time.perf_counter() - t0
+    proc, wall = _kedro(root, PYTHONPROFILEIMPORTTIME="1")
+    if proc.returncode != 0:
+        raise SystemExit(f"kedro run (import timer) failed:\n{proc.stderr[-2000:]}")
+    return imports_by_package(proc.stderr), wall
 
 
 def imports_by_package(stderr: str) -> dict[str, float]:
@@ -147,10 +157,9 @@ def where(value: float, imports: dict[str, float], scale: float, profile: dict[s
     plain runs' pace), deeppipe's own modules, and the rest; cProfile's phases beside them."""
     third = {k: v for k, v in imports.items() if k != "deeppipe"}
     rows = [[NAMES.get(k, k), round(v, 2), "import"] for k, v in third.items() if v >= 0.1]
-    small = sum(v for v in third.values() if v < 0.1)
+    small = [v for v in third.values() if v < 0.1]
     floor, own = sum(third.values()), imports.get("deeppipe", 0.0)
-    rows.append([f"{sum(1 for v in third.values() if v < 0.1)} other packages and standard-library modules",
-                 round(small, 2), "import"])
+    rows.append([f"{len(small)} other packages and standard-library modules", round(sum(small), 2), "import"])
     rows.append(["deeppipe's own modules (their own code; what they import is counted above)", round(own, 2), "import"])
     rest = value - floor - own
     rows.append(["everything else outside training and evaluation: Kedro's session and catalog, validation's "
